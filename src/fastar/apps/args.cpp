@@ -1,0 +1,95 @@
+#include "fastar/apps/args.h"
+
+#include <sstream>
+
+#include "fastar/core/error.h"
+
+namespace fastar::app {
+
+Args::Args(const std::string& command, const std::vector<OptionSpec>& specs, int argc, char** argv) : command_(command) {
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      help_ = true;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
+      positional_.push_back(arg);
+      continue;
+    }
+    std::string name = arg.substr(2), value;
+    bool inline_value = false;
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      inline_value = true;
+    }
+    const OptionSpec* spec = nullptr;
+    for (const OptionSpec& s : specs)
+      if (s.name == name) spec = &s;
+    FASTAR_CHECK(spec, "fastar " << command_ << ": unknown option --" << name << " (see fastar " << command_ << " --help)");
+    if (spec->value_name.empty()) {
+      FASTAR_CHECK(!inline_value, "fastar " << command_ << ": option --" << name << " takes no value");
+      value = "1";
+    } else if (!inline_value) {
+      FASTAR_CHECK(i + 1 < argc, "fastar " << command_ << ": option --" << name << " needs a value (" << spec->value_name << ")");
+      value = argv[++i];
+    }
+    FASTAR_CHECK(!values_.count(name), "fastar " << command_ << ": option --" << name << " given twice");
+    values_[name] = value;
+  }
+}
+
+std::string Args::get(const std::string& name, const std::string& fallback) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? fallback : it->second;
+}
+
+int64_t Args::get_int(const std::string& name, int64_t fallback, int64_t min_value, int64_t max_value) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  int64_t value = 0;
+  size_t used = 0;
+  try {
+    value = std::stoll(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  FASTAR_CHECK(used == it->second.size() && used > 0,
+               "fastar " << command_ << ": --" << name << " must be an integer, got '" << it->second << "'");
+  FASTAR_CHECK(value >= min_value && value <= max_value, "fastar " << command_ << ": --" << name << " must be in ["
+                                                                   << min_value << ", " << max_value << "], got " << value);
+  return value;
+}
+
+double Args::get_double(const std::string& name, double fallback) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  double value = 0;
+  size_t used = 0;
+  try {
+    value = std::stod(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  FASTAR_CHECK(used == it->second.size() && used > 0,
+               "fastar " << command_ << ": --" << name << " must be a number, got '" << it->second << "'");
+  return value;
+}
+
+std::string format_help(const std::string& usage, const std::string& about, const std::vector<OptionSpec>& specs) {
+  std::ostringstream out;
+  out << "usage: " << usage << "\n\n" << about << "\n\noptions:\n";
+  for (const OptionSpec& s : specs) {
+    std::string left = "  --" + s.name + (s.value_name.empty() ? "" : " " + s.value_name);
+    if (left.size() < 28) left.resize(28, ' ');
+    else left += "\n" + std::string(28, ' ');
+    out << left << s.help;
+    if (!s.default_text.empty()) out << " [default: " << s.default_text << "]";
+    out << "\n";
+  }
+  out << "  --help, -h                show this help\n";
+  return out.str();
+}
+
+}  // namespace fastar::app

@@ -1,0 +1,41 @@
+// A small command-line parser: --name value / --name=value options and positional arguments.
+// Unknown options, missing values and malformed numbers are fastar::Error with a usage hint.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fastar::app {
+
+struct OptionSpec {
+  std::string name;         // without dashes
+  std::string value_name;   // empty = flag without value
+  std::string help;
+  std::string default_text; // shown in --help
+};
+
+class Args {
+ public:
+  // Parses argv (after the command name). --help / -h sets help().
+  Args(const std::string& command, const std::vector<OptionSpec>& specs, int argc, char** argv);
+
+  bool help() const { return help_; }
+  bool has(const std::string& name) const { return values_.count(name) > 0; }
+  std::string get(const std::string& name, const std::string& fallback) const;
+  int64_t get_int(const std::string& name, int64_t fallback, int64_t min_value, int64_t max_value) const;
+  double get_double(const std::string& name, double fallback) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::string command_;
+  std::map<std::string, std::string> values_;
+  std::vector<std::string> positional_;
+  bool help_ = false;
+};
+
+std::string format_help(const std::string& usage, const std::string& about, const std::vector<OptionSpec>& specs);
+
+}  // namespace fastar::app

@@ -1,0 +1,187 @@
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "fastar/apps/args.h"
+#include "fastar/apps/commands.h"
+#include "fastar/apps/progress.h"
+#include "fastar/attention/kv_policies.h"
+#include "fastar/core/error.h"
+#include "fastar/core/safetensors.h"
+#include "fastar/model/wan_dit.h"
+#include "fastar/rollout/frame_sink.h"
+#include "fastar/rollout/latent_preview.h"
+#include "fastar/rollout/self_forcing.h"
+
+#ifndef FASTAR_DEFAULT_MODEL
+#define FASTAR_DEFAULT_MODEL ""
+#endif
+
+namespace fastar::app {
+
+namespace {
+
+const std::vector<OptionSpec> kSpecs = {
+    {"model", "PATH", "model folder (config.json + safetensors) or weights file", "the model shipped with fastar"},
+    {"random-weights", "SEED", "use deterministic random weights for the model's config (benchmarks, smoke tests)", ""},
+    {"prompt-embeds", "FILE", "safetensors with the prompt embedding [rows, text_dim] (umT5 output); zero-padded to text_len", "empty prompt (all zeros)"},
+    {"frames", "N", "latent frames to generate (rounded up to whole chunks; the first N are written)", "12"},
+    {"seed", "S", "noise seed", "0"},
+    {"policy", "NAME", "cross-frame memory: dense | window", "dense"},
+    {"window", "W", "window policy: recent latent frames kept", "9"},
+    {"sink", "S", "window policy: first frames kept as an attention sink", "3"},
+    {"chunk-frames", "F", "latent frames per chunk", "3"},
+    {"steps", "LIST", "denoising steps before warping", "1000,750,500,250"},
+    {"shift", "S", "timestep shift", "5"},
+    {"latent-size", "HxW", "latent frame size", "from the model config"},
+    {"out", "DIR|FILE.mp4", "output: a folder of PNG frames or an MP4 file", "out.mp4"},
+    {"fps", "N", "frame rate of the MP4", "16"},
+    {"threads", "N", "CPU threads", "all cores"},
+    {"device", "NAME", "cpu (the CUDA backend is not built yet)", "cpu"},
+};
+
+Tensor load_prompt_embedding(const std::string& file, const WanConfig& config) {
+  Checkpoint checkpoint = Checkpoint::open(file);
+  const std::vector<std::string> names = checkpoint.names();
+  std::string name;
+  if (checkpoint.find("context")) name = "context";
+  else if (names.size() == 1) name = names[0];
+  FASTAR_CHECK(!name.empty(), file << ": a prompt-embedding file needs a tensor named 'context' (or exactly one tensor); found "
+                                   << names.size() << " tensors");
+  Tensor context = checkpoint.tensor(name);
+  if (context.dim() == 3 && context.size(0) == 1) context = context.reshape({context.size(1), context.size(2)});
+  return pad_prompt_context(context, config, file + " tensor '" + name + "'");
+}
+
+void parse_latent_size(const std::string& text, int64_t* height, int64_t* width) {
+  const size_t x = text.find('x');
+  bool ok = x != std::string::npos;
+  try {
+    if (ok) {
+      size_t used_h = 0, used_w = 0;
+      *height = std::stoll(text.substr(0, x), &used_h);
+      *width = std::stoll(text.substr(x + 1), &used_w);
+      ok = used_h == x && used_w == text.size() - x - 1 && *height > 0 && *width > 0;
+    }
+  } catch (const std::exception&) {
+    ok = false;
+  }
+  FASTAR_CHECK(ok, "fastar generate: --latent-size must look like 60x104 (height x width in latent pixels), got '" << text
+                                                                                                                  << "'");
+}
+
+}  // namespace
+
+int run_generate(int argc, char** argv) {
+  Args args("generate", kSpecs, argc, argv);
+  if (args.help()) {
+    std::fputs(format_help("fastar generate [--model PATH] [--prompt-embeds FILE] --frames N --seed S --policy dense|window --out DIR|FILE.mp4",
+                           "Rolls out a causal Wan video model chunk by chunk (Self-Forcing schedule) and writes the\n"
+                           "frames. Until a model has a decoder, frames are its latents' first three channels as RGB.",
+                           kSpecs)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  FASTAR_CHECK(args.positional().empty(), "fastar generate: unexpected argument '" << args.positional()[0]
+                                                                                 << "' (see fastar generate --help)");
+  const std::string device = args.get("device", "cpu");
+  FASTAR_CHECK(device == "cpu", "fastar generate: --device " << device << " is not available: this build has only the CPU "
+                                                                          "backend (the CUDA backend is issue 4)");
+  if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.get_int("threads", 1, 1, 4096)));
+
+  // Model.
+  std::string model_path = args.get("model", FASTAR_DEFAULT_MODEL);
+  FASTAR_CHECK(!model_path.empty(), "fastar generate: no --model given and this build has no default model");
+  const auto load_start = std::chrono::steady_clock::now();
+  std::unique_ptr<WanModel> model;
+  if (args.has("random-weights")) {
+    std::string config_path = model_path;
+    if (std::filesystem::is_directory(model_path)) config_path = locate_model_files(model_path).config;
+    WanConfig config = WanConfig::load(config_path);
+    const auto seed = static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX));
+    model = std::make_unique<WanModel>(config, random_wan_weights(config, seed));
+    std::fprintf(stderr, "model: %s with random weights (seed %llu)\n", config_path.c_str(), static_cast<unsigned long long>(seed));
+  } else {
+    model = std::make_unique<WanModel>(WanModel::load(model_path));
+    std::fprintf(stderr, "model: %s\n", model_path.c_str());
+  }
+  const WanConfig& config = model->config();
+
+  // Rollout settings.
+  RolloutConfig rollout_config;
+  rollout_config.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX));
+  rollout_config.schedule.frames_per_chunk = args.get_int("chunk-frames", 3, 1, 1024);
+  rollout_config.schedule.denoising_steps = SelfForcingSchedule::parse_steps(args.get("steps", "1000,750,500,250"));
+  rollout_config.schedule.shift = static_cast<float>(args.get_double("shift", 5.0));
+  rollout_config.latent_height = config.latent_height;
+  rollout_config.latent_width = config.latent_width;
+  if (args.has("latent-size")) parse_latent_size(args.get("latent-size", ""), &rollout_config.latent_height, &rollout_config.latent_width);
+  rollout_config.schedule.validate();
+  const int64_t frames = args.get_int("frames", 12, 1, INT64_MAX / 2);
+  const int64_t chunk_frames = rollout_config.schedule.frames_per_chunk;
+  const int64_t chunks = (frames + chunk_frames - 1) / chunk_frames;
+
+  // Memory policy.
+  const std::string policy = args.get("policy", "dense");
+  std::unique_ptr<CrossFrameMemory> memory;
+  if (policy == "dense") {
+    FASTAR_CHECK(!args.has("window") && !args.has("sink"), "fastar generate: --window/--sink apply only to --policy window");
+    memory = std::make_unique<DenseMemory>(config.num_layers, config.num_heads, config.head_dim());
+  } else if (policy == "window") {
+    memory = std::make_unique<WindowMemory>(config.num_layers, config.num_heads, config.head_dim(),
+                                            args.get_int("window", 9, 0, INT64_MAX), args.get_int("sink", 3, 0, INT64_MAX));
+  } else {
+    FASTAR_FAIL("fastar generate: unknown --policy '" << policy << "'; choose dense or window");
+  }
+
+  // Prompt.
+  Tensor context;
+  if (args.has("prompt-embeds")) {
+    context = load_prompt_embedding(args.get("prompt-embeds", ""), config);
+  } else {
+    context = Tensor::zeros({config.text_len, config.text_dim});
+    std::fprintf(stderr, "prompt: none given (--prompt-embeds); using the empty (all-zero) prompt embedding\n");
+  }
+  const WanPrompt prompt = model->prepare_prompt(context);
+  Tensor actions;
+  if (config.action_dim > 0) {
+    actions = Tensor::zeros({chunk_frames, config.action_dim});
+    std::fprintf(stderr, "actions: this model takes per-frame actions; using zeros (no action input yet)\n");
+  }
+
+  // Output.
+  const std::string out = args.get("out", "out.mp4");
+  std::unique_ptr<FrameSink> sink = make_frame_sink(out, static_cast<int>(args.get_int("fps", 16, 1, 1000)));
+  std::fprintf(stderr, "output: %s; frames are the latents' first three channels as RGB (this model has no decoder)\n",
+               sink->describe().c_str());
+  std::fprintf(stderr, "rollout: %lld latent frames in %lld chunks of %lld, latent %lldx%lld, %zu steps, policy %s, seed %llu, %d threads (load %.2f s)\n",
+               static_cast<long long>(frames), static_cast<long long>(chunks), static_cast<long long>(chunk_frames),
+               static_cast<long long>(rollout_config.latent_height), static_cast<long long>(rollout_config.latent_width),
+               rollout_config.schedule.denoising_steps.size(), memory->describe().c_str(),
+               static_cast<unsigned long long>(rollout_config.seed), omp_get_max_threads(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
+
+  SelfForcingRollout rollout(*model, *memory, prompt, rollout_config);
+  ProgressBar progress(frames);
+  int64_t written = 0;
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    const bool last = chunk + 1 == chunks;
+    // The last chunk's clean pass would only fill memory nothing reads: skip it.
+    Tensor x0 = rollout.next_chunk(config.action_dim > 0 ? &actions : nullptr, /*commit=*/!last);
+    for (int64_t f = 0; f < chunk_frames && written < frames; ++f, ++written) sink->write(latent_frame_to_rgb(x0, f));
+    char extra[128];
+    std::snprintf(extra, sizeof extra, "kv %.1f MB (%lld frames/layer)", memory->bytes() / 1e6,
+                  static_cast<long long>(memory->cached_frames(0)));
+    progress.update(written, extra);
+  }
+  progress.finish();
+  sink->finish();
+  std::fprintf(stderr, "wrote %lld frames: %s\n", static_cast<long long>(written), sink->describe().c_str());
+  return 0;
+}
+
+}  // namespace fastar::app

@@ -1,0 +1,9 @@
+// The fastar subcommands. Each returns the process exit code; user errors throw fastar::Error.
+#pragma once
+
+namespace fastar::app {
+
+int run_generate(int argc, char** argv);
+int run_inspect(int argc, char** argv);
+
+}  // namespace fastar::app

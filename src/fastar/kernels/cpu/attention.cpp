@@ -1,0 +1,128 @@
+#include "fastar/kernels/cpu/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "fastar/core/error.h"
+
+namespace fastar::cpu {
+
+namespace {
+
+constexpr int64_t kQueryTile = 32;  // query rows that share one pass over the keys
+constexpr int64_t kKeyTile = 64;    // keys scored at a time
+
+struct KeyRange {
+  int64_t begin, end;
+};
+
+// The key ranges query block `qb` may visit (before the block-causal clip).
+void key_ranges_for_block(const AttentionParams& p, int64_t qb, std::vector<KeyRange>* ranges) {
+  ranges->clear();
+  if (!p.block_offsets) {
+    ranges->push_back({0, p.kv_len});
+    return;
+  }
+  for (int32_t e = p.block_offsets[qb]; e < p.block_offsets[qb + 1]; ++e) {
+    const int64_t kb = p.block_index[e];
+    const int64_t begin = kb * p.block_k, end = std::min(p.kv_len, begin + p.block_k);
+    if (begin < end) ranges->push_back({begin, end});
+  }
+}
+
+}  // namespace
+
+void attention_forward(const AttentionParams& p) {
+  FASTAR_ASSERT(p.q && p.k && p.v && p.o, "attention_forward: null tensor");
+  FASTAR_ASSERT(p.head_dim > 0 && p.num_heads > 0 && p.q_len >= 0 && p.kv_len >= 0, "attention_forward: bad sizes");
+  FASTAR_ASSERT(!p.block_offsets || (p.block_index && p.block_q > 0 && p.block_k > 0),
+                "attention_forward: block-sparse mask needs block_index, block_q and block_k");
+  const auto* q = static_cast<const float*>(p.q);
+  const auto* k = static_cast<const float*>(p.k);
+  const auto* v = static_cast<const float*>(p.v);
+  auto* o = static_cast<float*>(p.o);
+  const int64_t hd = p.head_dim;
+  // With a block-sparse mask, a query tile is one mask block so all its rows share the key list.
+  const int64_t tile_q = p.block_offsets ? p.block_q : kQueryTile;
+  const int64_t num_tiles = (p.q_len + tile_q - 1) / tile_q;
+  const int64_t causal_offset = p.kv_len - p.q_len;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+
+#pragma omp parallel
+  {
+    std::vector<KeyRange> ranges;
+    std::vector<float> row_max(static_cast<size_t>(tile_q)), row_sum(static_cast<size_t>(tile_q));
+    std::vector<float> acc(static_cast<size_t>(tile_q * hd));
+    std::vector<int64_t> row_limit(static_cast<size_t>(tile_q));
+    float scores[kKeyTile];
+
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t h = 0; h < p.num_heads; ++h) {
+      for (int64_t tile = 0; tile < num_tiles; ++tile) {
+        const int64_t q0 = tile * tile_q, rows = std::min(tile_q, p.q_len - q0);
+        key_ranges_for_block(p, tile, &ranges);
+        std::fill(row_max.begin(), row_max.end(), neg_inf);
+        std::fill(row_sum.begin(), row_sum.end(), 0.0f);
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t r = 0; r < rows; ++r) {
+          int64_t limit = p.kv_len;
+          if (p.causal_block > 0)
+            limit = std::min(p.kv_len, ((q0 + r + causal_offset) / p.causal_block + 1) * p.causal_block);
+          row_limit[static_cast<size_t>(r)] = limit;
+        }
+        const float* bias = p.key_bias ? p.key_bias + h * p.key_bias_head_stride : nullptr;
+
+        for (const KeyRange& range : ranges) {
+          for (int64_t j0 = range.begin; j0 < range.end; j0 += kKeyTile) {
+            const int64_t tile_end = std::min(range.end, j0 + kKeyTile);
+            for (int64_t r = 0; r < rows; ++r) {
+              const int64_t j_end = std::min(tile_end, row_limit[static_cast<size_t>(r)]);
+              if (j_end <= j0) continue;
+              const float* qr = q + (q0 + r) * p.q_row_stride + h * p.q_head_stride;
+              float tile_max = neg_inf;
+              for (int64_t j = j0; j < j_end; ++j) {
+                const float* kr = k + j * p.k_row_stride + h * p.k_head_stride;
+                float dot = 0.0f;
+                for (int64_t d = 0; d < hd; ++d) dot += qr[d] * kr[d];
+                float s = dot * p.scale;
+                if (bias) s += bias[j];
+                scores[j - j0] = s;
+                tile_max = std::max(tile_max, s);
+              }
+              // Online softmax: rescale what was accumulated so far to the new running max.
+              float& m = row_max[static_cast<size_t>(r)];
+              const float new_max = std::max(m, tile_max);
+              if (new_max == neg_inf) continue;  // every logit so far is -inf (e.g. bias -inf)
+              const float correction = (m == neg_inf) ? 0.0f : std::exp(m - new_max);
+              float* a = acc.data() + r * hd;
+              float sum = row_sum[static_cast<size_t>(r)] * correction;
+              for (int64_t d = 0; d < hd; ++d) a[d] *= correction;
+              for (int64_t j = j0; j < j_end; ++j) {
+                const float w = std::exp(scores[j - j0] - new_max);
+                sum += w;
+                const float* vr = v + j * p.v_row_stride + h * p.v_head_stride;
+                for (int64_t d = 0; d < hd; ++d) a[d] += w * vr[d];
+              }
+              row_sum[static_cast<size_t>(r)] = sum;
+              m = new_max;
+            }
+          }
+        }
+
+        for (int64_t r = 0; r < rows; ++r) {
+          float* orow = o + (q0 + r) * p.o_row_stride + h * p.o_head_stride;
+          const float sum = row_sum[static_cast<size_t>(r)];
+          const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+          const float* a = acc.data() + r * hd;
+          for (int64_t d = 0; d < hd; ++d) orow[d] = a[d] * inv;
+          if (p.lse)
+            p.lse[h * p.q_len + q0 + r] = sum > 0.0f ? row_max[static_cast<size_t>(r)] + std::log(sum) : neg_inf;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace fastar::cpu

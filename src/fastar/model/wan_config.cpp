@@ -1,0 +1,146 @@
+#include "fastar/model/wan_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "fastar/core/error.h"
+
+namespace fastar {
+
+namespace {
+
+int64_t get_int(const nlohmann::json& json, const char* key, int64_t fallback, const std::string& source) {
+  if (!json.contains(key) || json[key].is_null()) return fallback;
+  FASTAR_CHECK(json[key].is_number_integer(), source << ": config field '" << key << "' must be an integer, got "
+                                                     << json[key].dump());
+  return json[key].get<int64_t>();
+}
+
+bool get_bool(const nlohmann::json& json, const char* key, bool fallback, const std::string& source) {
+  if (!json.contains(key) || json[key].is_null()) return fallback;
+  FASTAR_CHECK(json[key].is_boolean(), source << ": config field '" << key << "' must be true or false, got "
+                                              << json[key].dump());
+  return json[key].get<bool>();
+}
+
+}  // namespace
+
+WanConfig WanConfig::from_json(const nlohmann::json& json, const std::string& source) {
+  FASTAR_CHECK(json.is_object(), source << ": config must be a JSON object");
+  WanConfig c;
+  const bool diffusers = json.contains("num_attention_heads") || json.contains("attention_head_dim") ||
+                         json.value("_class_name", std::string()) == "WanTransformer3DModel";
+  if (diffusers) {
+    c.num_heads = get_int(json, "num_attention_heads", 12, source);
+    c.dim = c.num_heads * get_int(json, "attention_head_dim", 128, source);
+    c.in_dim = get_int(json, "in_channels", 16, source);
+    c.out_dim = get_int(json, "out_channels", c.in_dim, source);
+    if (json.contains("qk_norm") && !json["qk_norm"].is_null()) {
+      FASTAR_CHECK(json["qk_norm"].is_string(), source << ": config field 'qk_norm' must be a string");
+      const std::string qk = json["qk_norm"].get<std::string>();
+      FASTAR_CHECK(qk == "rms_norm_across_heads", source << ": qk_norm '" << qk
+                                                         << "' is not supported (fastar runs Wan2.1's "
+                                                            "'rms_norm_across_heads')");
+    } else {
+      c.qk_norm = json.contains("qk_norm") ? false : true;
+    }
+    FASTAR_CHECK(!json.contains("image_dim") || json["image_dim"].is_null(),
+                 source << ": image-conditioned (I2V) Wan models are not supported yet; use a T2V checkpoint");
+    FASTAR_CHECK(!json.contains("added_kv_proj_dim") || json["added_kv_proj_dim"].is_null(),
+                 source << ": added_kv_proj_dim (I2V image cross-attention) is not supported yet");
+  } else {
+    c.dim = get_int(json, "dim", 1536, source);
+    c.num_heads = get_int(json, "num_heads", 12, source);
+    c.in_dim = get_int(json, "in_dim", 16, source);
+    c.out_dim = get_int(json, "out_dim", c.in_dim, source);
+    c.qk_norm = get_bool(json, "qk_norm", true, source);
+    const std::string model_type = json.value("model_type", std::string("t2v"));
+    FASTAR_CHECK(model_type == "t2v", source << ": model_type '" << model_type
+                                             << "' is not supported yet; fastar runs T2V Wan DiTs");
+  }
+  c.ffn_dim = get_int(json, "ffn_dim", 8960, source);
+  c.num_layers = get_int(json, "num_layers", 30, source);
+  c.text_dim = get_int(json, "text_dim", 4096, source);
+  c.text_len = get_int(json, "text_len", 512, source);
+  c.freq_dim = get_int(json, "freq_dim", 256, source);
+  c.cross_attn_norm = get_bool(json, "cross_attn_norm", true, source);
+  c.action_dim = get_int(json, "action_dim", 0, source);
+  c.latent_height = get_int(json, "latent_height", 60, source);
+  c.latent_width = get_int(json, "latent_width", 104, source);
+  if (json.contains("eps")) {
+    FASTAR_CHECK(json["eps"].is_number(), source << ": config field 'eps' must be a number");
+    c.eps = json["eps"].get<float>();
+  }
+  if (json.contains("patch_size")) {
+    const auto& p = json["patch_size"];
+    FASTAR_CHECK(p.is_array() && p.size() == 3 && p[0].is_number_integer() && p[1].is_number_integer() &&
+                     p[2].is_number_integer(),
+                 source << ": config field 'patch_size' must be a list of three integers (t, h, w), got " << p.dump());
+    c.patch_t = p[0].get<int64_t>();
+    c.patch_h = p[1].get<int64_t>();
+    c.patch_w = p[2].get<int64_t>();
+  }
+  c.validate(source);
+  return c;
+}
+
+WanConfig WanConfig::load(const std::string& path) {
+  std::ifstream in(path);
+  FASTAR_CHECK(in.good(), path << ": cannot open the model config; a Wan model folder needs a config.json "
+                                  "(Wan's or diffusers') beside its safetensors");
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    FASTAR_FAIL(path << ": config is not valid JSON (" << e.what() << ")");
+  }
+  return from_json(json, path);
+}
+
+void WanConfig::validate(const std::string& source) const {
+  auto positive = [&](int64_t value, const char* name) {
+    FASTAR_CHECK(value > 0, source << ": config field '" << name << "' must be positive, got " << value);
+  };
+  positive(dim, "dim");
+  positive(ffn_dim, "ffn_dim");
+  positive(num_heads, "num_heads");
+  positive(num_layers, "num_layers");
+  positive(in_dim, "in_dim");
+  positive(out_dim, "out_dim");
+  positive(text_dim, "text_dim");
+  positive(text_len, "text_len");
+  positive(freq_dim, "freq_dim");
+  positive(patch_t, "patch_size[0]");
+  positive(patch_h, "patch_size[1]");
+  positive(patch_w, "patch_size[2]");
+  positive(latent_height, "latent_height");
+  positive(latent_width, "latent_width");
+  FASTAR_CHECK(action_dim >= 0, source << ": config field 'action_dim' must be >= 0");
+  FASTAR_CHECK(dim % num_heads == 0, source << ": dim " << dim << " is not divisible by num_heads " << num_heads);
+  FASTAR_CHECK(head_dim() % 2 == 0 && head_dim() >= 6,
+               source << ": head dim " << head_dim() << " is unsupported (3D RoPE needs an even head dim >= 6)");
+  FASTAR_CHECK(freq_dim % 2 == 0, source << ": freq_dim must be even, got " << freq_dim);
+  FASTAR_CHECK(eps > 0.0f, source << ": eps must be positive");
+}
+
+std::string WanConfig::summary() const {
+  std::ostringstream out;
+  out << "  dim              " << dim << "\n"
+      << "  heads × head_dim " << num_heads << " × " << head_dim() << "\n"
+      << "  layers           " << num_layers << "\n"
+      << "  ffn_dim          " << ffn_dim << "\n"
+      << "  patch (t,h,w)    (" << patch_t << ", " << patch_h << ", " << patch_w << ")\n"
+      << "  channels in/out  " << in_dim << " / " << out_dim << "\n"
+      << "  text dim / len   " << text_dim << " / " << text_len << "\n"
+      << "  freq_dim         " << freq_dim << "\n"
+      << "  eps              " << eps << "\n"
+      << "  qk_norm          " << (qk_norm ? "rms across heads" : "off") << "\n"
+      << "  cross_attn_norm  " << (cross_attn_norm ? "on" : "off") << "\n"
+      << "  action_dim       " << action_dim << (action_dim ? " (fastar extension)" : " (off)") << "\n"
+      << "  latent size      " << latent_height << " × " << latent_width << " (default for generate)\n";
+  return out.str();
+}
+
+}  // namespace fastar

@@ -1,0 +1,46 @@
+// The Wan2.1 DiT configuration, read from a checkpoint's own config file (Wan's or diffusers').
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace fastar {
+
+struct WanConfig {
+  int64_t dim = 1536;
+  int64_t ffn_dim = 8960;
+  int64_t num_heads = 12;
+  int64_t num_layers = 30;
+  int64_t in_dim = 16;    // latent channels in
+  int64_t out_dim = 16;   // latent channels out
+  int64_t text_dim = 4096;
+  int64_t text_len = 512;  // prompts are zero-padded to this many rows before the text MLP
+  int64_t freq_dim = 256;
+  int64_t patch_t = 1, patch_h = 2, patch_w = 2;
+  float eps = 1e-6f;
+  bool qk_norm = true;          // RMSNorm over the full dim on q and k
+  bool cross_attn_norm = true;  // affine LayerNorm before cross-attention
+  // fastar extension, off by default: per-frame conditioning vector (world-model actions) of this
+  // width, embedded by Linear → SiLU → Linear and added to the time embedding. 0 = off.
+  int64_t action_dim = 0;
+  // fastar extension: default latent frame size for generation when the CLI gives none.
+  int64_t latent_height = 60;
+  int64_t latent_width = 104;
+
+  int64_t head_dim() const { return dim / num_heads; }
+  int64_t patch_features_in() const { return in_dim * patch_t * patch_h * patch_w; }
+  int64_t patch_features_out() const { return out_dim * patch_t * patch_h * patch_w; }
+
+  // Accepts Wan's config ("dim", "num_heads", "in_dim", ...) and diffusers' ("num_attention_heads",
+  // "attention_head_dim", "in_channels", ...). `source` names the file in error messages.
+  static WanConfig from_json(const nlohmann::json& json, const std::string& source);
+  // Reads a config.json file.
+  static WanConfig load(const std::string& path);
+  // Throws fastar::Error if the values cannot describe a Wan DiT that fastar runs.
+  void validate(const std::string& source) const;
+  std::string summary() const;  // one line per field, for `fastar inspect`
+};
+
+}  // namespace fastar

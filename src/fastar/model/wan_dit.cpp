@@ -1,0 +1,245 @@
+#include "fastar/model/wan_dit.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "fastar/core/error.h"
+#include "fastar/core/safetensors.h"
+#include "fastar/kernels/cpu/attention.h"
+#include "fastar/kernels/cpu/ops.h"
+
+namespace fastar {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// out[rows, out] = in[rows, in] · Wᵀ + b
+void linear(const LinearWeights& lin, const float* in, int64_t rows, float* out) {
+  cpu::linear_forward(out, in, lin.weight.data<float>(), lin.bias.defined() ? lin.bias.data<float>() : nullptr, rows,
+                      lin.in_features(), lin.out_features());
+}
+
+std::vector<float> buffer(int64_t count) { return std::vector<float>(static_cast<size_t>(count)); }
+
+// Attention params for contiguous [rows, heads · head_dim] q / k / v / o.
+AttentionParams packed_attention(const float* q, const float* k, const float* v, float* o, int64_t q_len,
+                                 int64_t kv_len, int64_t heads, int64_t head_dim) {
+  AttentionParams p;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.o = o;
+  const int64_t row = heads * head_dim;
+  p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = row;
+  p.q_head_stride = p.k_head_stride = p.v_head_stride = p.o_head_stride = head_dim;
+  p.num_heads = heads;
+  p.head_dim = head_dim;
+  p.q_len = q_len;
+  p.kv_len = kv_len;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  return p;
+}
+
+}  // namespace
+
+WanModel::WanModel(WanConfig config, WanWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {}
+
+ModelFiles locate_model_files(const std::string& path) {
+  FASTAR_CHECK(fs::exists(path), path << ": no such model file or folder");
+  ModelFiles files;
+  if (fs::is_directory(path)) {
+    files.weights = path;  // Checkpoint::open picks the safetensors (single or index) inside
+    for (const char* name : {"config.json", "transformer_config.json"}) {
+      if (fs::exists(fs::path(path) / name)) {
+        files.config = (fs::path(path) / name).string();
+        break;
+      }
+    }
+    FASTAR_CHECK(!files.config.empty(), path << ": model folder has no config.json; fastar reads the DiT "
+                                                "configuration from Wan's or diffusers' config.json beside the weights");
+  } else {
+    files.weights = path;
+    const fs::path beside = fs::path(path).parent_path() / "config.json";
+    FASTAR_CHECK(fs::exists(beside), path << ": no config.json beside the weights (looked for " << beside.string()
+                                          << "); put the model's config.json there");
+    files.config = beside.string();
+  }
+  return files;
+}
+
+WanModel WanModel::load(const std::string& path) {
+  const ModelFiles files = locate_model_files(path);
+  WanConfig config = WanConfig::load(files.config);
+  Checkpoint checkpoint = Checkpoint::open(files.weights);
+  WanWeights weights = load_wan_weights(checkpoint, config);
+  return WanModel(std::move(config), std::move(weights));
+}
+
+Tensor pad_prompt_context(const Tensor& context, const WanConfig& config, const std::string& source) {
+  FASTAR_CHECK(context.dim() == 2 && context.size(1) == config.text_dim,
+               source << ": prompt embedding has shape " << shape_to_string(context.shape()) << "; this model needs [rows, "
+                      << config.text_dim << "] with rows <= " << config.text_len);
+  FASTAR_CHECK(context.size(0) <= config.text_len, source << ": prompt embedding has " << context.size(0)
+                                                          << " rows, more than the model's text_len " << config.text_len);
+  Tensor padded = Tensor::zeros({config.text_len, config.text_dim});
+  Tensor f32 = context.to_f32();
+  std::memcpy(padded.data<float>(), f32.data<float>(), static_cast<size_t>(f32.nbytes()));
+  return padded;
+}
+
+WanPrompt WanModel::prepare_prompt(const Tensor& context) const {
+  const WanConfig& c = config_;
+  FASTAR_CHECK(context.dim() == 2 && context.size(1) == c.text_dim,
+               "prompt embedding has shape " << shape_to_string(context.shape()) << "; this model needs [rows, "
+                                             << c.text_dim << "]");
+  const int64_t rows = context.size(0);
+  Tensor ctx = context.to_f32();
+  // Text MLP: Linear → GELU(tanh) → Linear.
+  std::vector<float> hidden = buffer(rows * c.dim), embedded = buffer(rows * c.dim);
+  linear(weights_.text_in, ctx.data<float>(), rows, hidden.data());
+  cpu::gelu_tanh_forward(hidden.data(), rows * c.dim);
+  linear(weights_.text_out, hidden.data(), rows, embedded.data());
+
+  WanPrompt prompt;
+  prompt.rows = rows;
+  for (const WanBlockWeights& b : weights_.blocks) {
+    Tensor k = Tensor::zeros({rows, c.dim}), v = Tensor::zeros({rows, c.dim});
+    linear(b.cross_k, embedded.data(), rows, k.data<float>());
+    linear(b.cross_v, embedded.data(), rows, v.data<float>());
+    if (c.qk_norm) cpu::rmsnorm_forward(k.data<float>(), k.data<float>(), b.cross_norm_k.data<float>(), rows, c.dim, c.eps);
+    prompt.cross_k.push_back(k);
+    prompt.cross_v.push_back(v);
+  }
+  return prompt;
+}
+
+Tensor WanModel::forward(const WanForwardArgs& args) const {
+  const WanConfig& c = config_;
+  FASTAR_ASSERT(args.latent && args.timesteps && args.prompt, "forward: latent, timesteps and prompt are required");
+  const Tensor& latent = *args.latent;
+  FASTAR_CHECK(latent.dim() == 4 && latent.size(0) == c.in_dim,
+               "latent has shape " << shape_to_string(latent.shape()) << "; the model expects [" << c.in_dim
+                                   << ", frames, height, width]");
+  const int64_t frames = latent.size(1), height = latent.size(2), width = latent.size(3);
+  FASTAR_CHECK(frames % c.patch_t == 0 && height % c.patch_h == 0 && width % c.patch_w == 0,
+               "latent [" << frames << ", " << height << ", " << width << "] (frames, height, width) is not divisible by the patch size ("
+                          << c.patch_t << ", " << c.patch_h << ", " << c.patch_w << ")");
+  FASTAR_CHECK(static_cast<int64_t>(args.timesteps->size()) == frames,
+               "got " << args.timesteps->size() << " timesteps for " << frames << " frames; give one per latent frame");
+  FASTAR_CHECK(args.frame_start % c.patch_t == 0, "frame_start must be a multiple of the temporal patch size");
+  FASTAR_CHECK(static_cast<int64_t>(args.prompt->cross_k.size()) == c.num_layers, "prompt was prepared for another model");
+
+  const int64_t grid_f = frames / c.patch_t, grid_h = height / c.patch_h, grid_w = width / c.patch_w;
+  const int64_t tokens_per_frame = grid_h * grid_w;
+  const int64_t n = grid_f * tokens_per_frame;  // tokens in this call
+  const int64_t d = c.dim, heads = c.num_heads, hd = c.head_dim();
+  const int64_t frame_start = args.frame_start / c.patch_t;
+  const int64_t text_rows = args.prompt->rows;
+
+  // 1. Patch embedding: [n, in·pt·ph·pw] · Wᵀ.                                          x: [n, d]
+  Tensor lat = latent.is_contiguous() ? latent.to_f32() : latent.clone().to_f32();
+  std::vector<float> patches = buffer(n * c.patch_features_in()), x = buffer(n * d);
+  cpu::patchify(patches.data(), lat.data<float>(), c.in_dim, frames, height, width, c.patch_t, c.patch_h, c.patch_w);
+  cpu::linear_forward(x.data(), patches.data(), weights_.patch_weight.data<float>(), weights_.patch_bias.data<float>(), n,
+                      c.patch_features_in(), d);
+
+  // 2. Time embedding per token-frame: e = MLP(sinusoid(t)) [+ action MLP]; e0 = Linear(SiLU(e)).  e: [grid_f, d], e0: [grid_f, 6d]
+  std::vector<float> t_frames(static_cast<size_t>(grid_f));
+  for (int64_t f = 0; f < grid_f; ++f) t_frames[static_cast<size_t>(f)] = (*args.timesteps)[static_cast<size_t>(f * c.patch_t)];
+  std::vector<float> sinusoid = buffer(grid_f * c.freq_dim), hidden = buffer(grid_f * d), e = buffer(grid_f * d);
+  cpu::timestep_embedding(sinusoid.data(), t_frames.data(), grid_f, c.freq_dim);
+  linear(weights_.time_in, sinusoid.data(), grid_f, hidden.data());
+  cpu::silu_forward(hidden.data(), grid_f * d);
+  linear(weights_.time_out, hidden.data(), grid_f, e.data());
+  if (c.action_dim > 0) {
+    FASTAR_CHECK(args.actions && args.actions->dim() == 2 && args.actions->size(0) == frames &&
+                     args.actions->size(1) == c.action_dim,
+                 "this model takes per-frame actions [" << frames << ", " << c.action_dim << "]");
+    Tensor act = args.actions->to_f32();
+    std::vector<float> act_frames = buffer(grid_f * c.action_dim), act_hidden = buffer(grid_f * d), act_e = buffer(grid_f * d);
+    for (int64_t f = 0; f < grid_f; ++f)
+      std::memcpy(&act_frames[static_cast<size_t>(f * c.action_dim)], act.data<float>() + f * c.patch_t * c.action_dim,
+                  static_cast<size_t>(c.action_dim) * 4);
+    linear(weights_.action_in, act_frames.data(), grid_f, act_hidden.data());
+    cpu::silu_forward(act_hidden.data(), grid_f * d);
+    linear(weights_.action_out, act_hidden.data(), grid_f, act_e.data());
+    for (int64_t i = 0; i < grid_f * d; ++i) e[static_cast<size_t>(i)] += act_e[static_cast<size_t>(i)];
+  }
+  std::vector<float> e_act = e, e0 = buffer(grid_f * 6 * d);
+  cpu::silu_forward(e_act.data(), grid_f * d);
+  linear(weights_.time_projection, e_act.data(), grid_f, e0.data());
+
+  // Working buffers, reused by every block.
+  std::vector<float> h = buffer(n * d), q = buffer(n * d), k = buffer(n * d), v = buffer(n * d), attn = buffer(n * d),
+                     y = buffer(n * d), ffn = buffer(n * c.ffn_dim), mod = buffer(grid_f * 6 * d);
+
+  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+    const WanBlockWeights& b = weights_.blocks[static_cast<size_t>(layer)];
+    // Per-frame modulation m = table + e0, [grid_f, 6, d]: shift/scale/gate (attn), shift/scale/gate (FFN).
+    const float* table = b.modulation.data<float>();
+    for (int64_t f = 0; f < grid_f; ++f)
+      for (int64_t i = 0; i < 6 * d; ++i) mod[static_cast<size_t>(f * 6 * d + i)] = table[i] + e0[static_cast<size_t>(f * 6 * d + i)];
+    const int64_t ms = 6 * d;  // row stride of one frame's modulation
+    const float* m = mod.data();
+
+    // Self-attention over [memory + this call].
+    cpu::adaln_modulate_forward(h.data(), x.data(), m + 0 * d, m + 1 * d, ms, grid_f, tokens_per_frame, d, c.eps);
+    linear(b.self_q, h.data(), n, q.data());
+    linear(b.self_k, h.data(), n, k.data());
+    linear(b.self_v, h.data(), n, v.data());
+    if (c.qk_norm) {
+      cpu::rmsnorm_forward(q.data(), q.data(), b.self_norm_q.data<float>(), n, d, c.eps);
+      cpu::rmsnorm_forward(k.data(), k.data(), b.self_norm_k.data<float>(), n, d, c.eps);
+    }
+    cpu::rope_3d_forward(q.data(), d, grid_f, grid_h, grid_w, frame_start, heads, hd);
+    cpu::rope_3d_forward(k.data(), d, grid_f, grid_h, grid_w, frame_start, heads, hd);
+    if (args.memory) {
+      MemoryCall call{frame_start, grid_f, tokens_per_frame, args.commit};
+      args.memory->attend(layer, call, q.data(), k.data(), v.data(), attn.data());
+    } else {
+      AttentionParams p = packed_attention(q.data(), k.data(), v.data(), attn.data(), n, n, heads, hd);
+      p.causal_block = args.causal_chunk_frames > 0 ? (args.causal_chunk_frames / c.patch_t) * tokens_per_frame : 0;
+      cpu::attention_forward(p);
+    }
+    linear(b.self_o, attn.data(), n, y.data());
+    cpu::gated_residual_add(x.data(), y.data(), m + 2 * d, ms, grid_f, tokens_per_frame, d);
+
+    // Cross-attention to the prompt: no modulation, no gate, no RoPE, no mask.
+    cpu::layernorm_forward(h.data(), x.data(), c.cross_attn_norm ? b.cross_norm_weight.data<float>() : nullptr,
+                           c.cross_attn_norm ? b.cross_norm_bias.data<float>() : nullptr, n, d, c.eps);
+    linear(b.cross_q, h.data(), n, q.data());
+    if (c.qk_norm) cpu::rmsnorm_forward(q.data(), q.data(), b.cross_norm_q.data<float>(), n, d, c.eps);
+    AttentionParams cross = packed_attention(q.data(), args.prompt->cross_k[static_cast<size_t>(layer)].data<float>(),
+                                             args.prompt->cross_v[static_cast<size_t>(layer)].data<float>(), attn.data(), n,
+                                             text_rows, heads, hd);
+    cpu::attention_forward(cross);
+    linear(b.cross_o, attn.data(), n, y.data());
+    cpu::gated_residual_add(x.data(), y.data(), nullptr, 0, grid_f, tokens_per_frame, d);
+
+    // FFN: Linear → GELU(tanh) → Linear, modulated and gated per frame.
+    cpu::adaln_modulate_forward(h.data(), x.data(), m + 3 * d, m + 4 * d, ms, grid_f, tokens_per_frame, d, c.eps);
+    linear(b.ffn_in, h.data(), n, ffn.data());
+    cpu::gelu_tanh_forward(ffn.data(), n * c.ffn_dim);
+    linear(b.ffn_out, ffn.data(), n, y.data());
+    cpu::gated_residual_add(x.data(), y.data(), m + 5 * d, ms, grid_f, tokens_per_frame, d);
+  }
+
+  // Head: (shift, scale) = head table + e (not e0), then Linear, then unpatchify.
+  std::vector<float> head_mod = buffer(grid_f * 2 * d);
+  const float* head_table = weights_.head_modulation.data<float>();
+  for (int64_t f = 0; f < grid_f; ++f)
+    for (int64_t j = 0; j < 2; ++j)
+      for (int64_t i = 0; i < d; ++i)
+        head_mod[static_cast<size_t>((f * 2 + j) * d + i)] = head_table[j * d + i] + e[static_cast<size_t>(f * d + i)];
+  cpu::adaln_modulate_forward(h.data(), x.data(), head_mod.data(), head_mod.data() + d, 2 * d, grid_f, tokens_per_frame,
+                              d, c.eps);
+  std::vector<float> out_tokens = buffer(n * c.patch_features_out());
+  linear(weights_.head, h.data(), n, out_tokens.data());
+  Tensor out = Tensor::zeros({c.out_dim, frames, height, width});
+  cpu::unpatchify(out.data<float>(), out_tokens.data(), c.out_dim, frames, height, width, c.patch_t, c.patch_h, c.patch_w);
+  return out;
+}
+
+}  // namespace fastar

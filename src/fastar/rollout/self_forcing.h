@@ -1,0 +1,55 @@
+// The Self-Forcing / Causal-Forcing chunkwise rollout (wan-spec.md §4.3):
+//
+//   for each chunk of F latent frames (global frames [f0, f0 + F)):
+//     x ← N(0, I)
+//     for step k: v ← DiT(x, t_k, memory read-only);  x₀ ← x − σ_k·v;
+//                 if not last: x ← (1 − σ_{k+1})·x₀ + σ_{k+1}·ε   (fresh ε each step)
+//     DiT(x₀, t = context_noise, memory.commit)    # the clean pass that writes the chunk to memory
+//
+// Noise is drawn from a counter-based generator keyed by (seed, chunk, step), so any chunk is
+// reproducible on its own and on any backend.
+#pragma once
+
+#include <cstdint>
+
+#include "fastar/core/tensor.h"
+#include "fastar/model/wan_dit.h"
+#include "fastar/rollout/schedule.h"
+
+namespace fastar {
+
+struct RolloutConfig {
+  SelfForcingSchedule schedule;
+  uint64_t seed = 0;
+  int64_t latent_height = 0;
+  int64_t latent_width = 0;
+};
+
+class SelfForcingRollout {
+ public:
+  SelfForcingRollout(const WanModel& model, CrossFrameMemory& memory, const WanPrompt& prompt, RolloutConfig config);
+
+  // Generates the next chunk and returns its clean latent x₀, [out_dim, frames_per_chunk, H, W].
+  // actions: [frames_per_chunk, action_dim] when the model takes actions (else nullptr).
+  // commit = false skips the clean context pass (nothing will follow this chunk).
+  Tensor next_chunk(const Tensor* actions = nullptr, bool commit = true);
+
+  int64_t frames_generated() const { return next_frame_; }
+  int64_t dit_calls() const { return dit_calls_; }
+  const std::vector<float>& timesteps() const { return timesteps_; }
+
+ private:
+  const WanModel& model_;
+  CrossFrameMemory& memory_;
+  const WanPrompt& prompt_;
+  RolloutConfig config_;
+  std::vector<float> timesteps_;
+  int64_t next_frame_ = 0;
+  int64_t dit_calls_ = 0;
+};
+
+// Noise stream id of (chunk, step): step 0 is the chunk's initial noise, step k > 0 the
+// re-noising before denoising step k.
+uint64_t rollout_noise_stream(int64_t chunk, int64_t step);
+
+}  // namespace fastar

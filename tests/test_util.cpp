@@ -1,0 +1,41 @@
+#include "test_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <unistd.h>
+
+namespace fastar::testing {
+
+std::vector<float> random_normal(int64_t count, uint64_t seed, float scale) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> out(static_cast<size_t>(count));
+  for (float& v : out) v = dist(rng);
+  return out;
+}
+
+std::vector<double> to_double(const std::vector<float>& values) { return {values.begin(), values.end()}; }
+
+double max_scaled_error(const float* actual, const double* expected, int64_t count, double rel_tol, double abs_tol) {
+  double worst = 0.0;
+  for (int64_t i = 0; i < count; ++i) {
+    const double err = std::fabs(static_cast<double>(actual[i]) - expected[i]);
+    const double allowed = abs_tol + rel_tol * std::fabs(expected[i]);
+    if (!std::isfinite(actual[i])) return INFINITY;
+    worst = std::max(worst, err / allowed);
+  }
+  return worst;
+}
+
+std::string make_temp_dir(const std::string& name) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("fastar_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+std::string source_path(const std::string& relative) { return std::string(FASTAR_SOURCE_DIR) + "/" + relative; }
+
+}  // namespace fastar::testing

@@ -1,0 +1,28 @@
+// Shared helpers for the test suite: seeded random tensors and named tolerances.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace fastar::testing {
+
+// Tolerances, named and scaled to the precision under test.
+// fp32 kernels against a double-precision loop: a few ulps times the reduction length.
+constexpr double kF32RelTol = 2e-5;
+constexpr double kF32AbsTol = 2e-5;
+
+// Deterministic normal(0, scale) values.
+std::vector<float> random_normal(int64_t count, uint64_t seed, float scale = 1.0f);
+std::vector<double> to_double(const std::vector<float>& values);
+
+// max |a - b| / (abs_tol + rel_tol * |b|) over all entries; <= 1 means within tolerance.
+double max_scaled_error(const float* actual, const double* expected, int64_t count, double rel_tol, double abs_tol);
+
+// A fresh, empty directory under the build tree's temporary folder.
+std::string make_temp_dir(const std::string& name);
+// Path to a file in the source tree.
+std::string source_path(const std::string& relative);
+
+}  // namespace fastar::testing

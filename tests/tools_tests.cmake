@@ -1,0 +1,7 @@
+# Tests of the Python tools under tools/ (need only Python 3 + numpy).
+# Included from tests/CMakeLists.txt; run with `ctest -L tools`.
+if(Python3_Interpreter_FOUND)
+  add_test(NAME tools.convert_forcing
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_convert_forcing.py)
+  set_tests_properties(tools.convert_forcing PROPERTIES LABELS tools)
+endif()
