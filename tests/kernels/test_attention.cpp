@@ -47,6 +47,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 enum class Layout {
   kContiguous,  // q/k/v/o each [len, heads, head_dim]
   kPacked,      // q/k/v interleaved in one [len, 3, heads, head_dim] buffer; o head-major [heads, q_len, head_dim + 5]
+  kHeadMajor,   // each tensor [heads, len, head_dim + pad] with a different pad each (head stride != head_dim)
 };
 
 struct Problem {
@@ -82,6 +83,16 @@ Problem make_problem(int64_t heads, int64_t head_dim, int64_t q_len, int64_t kv_
     p.q_head = p.k_head = p.v_head = head_dim;
     p.os.assign(static_cast<size_t>(q_len * hd), kOutputSentinel);
     p.o_row = hd, p.o_head = head_dim;
+  } else if (layout == Layout::kHeadMajor) {
+    const int64_t qp = head_dim + 3, kp = head_dim + 1, vp = head_dim + 6, op = head_dim + 2;
+    p.qs = random_normal(heads * q_len * qp, seed, 1.5f);
+    p.ks = random_normal(heads * kv_len * kp, seed + 1);
+    p.vs = random_normal(heads * kv_len * vp, seed + 2);
+    p.q_row = qp, p.q_head = q_len * qp;
+    p.k_row = kp, p.k_head = kv_len * kp;
+    p.v_row = vp, p.v_head = kv_len * vp;
+    p.o_row = op, p.o_head = q_len * op;
+    p.os.assign(static_cast<size_t>(heads * p.o_head), kOutputSentinel);
   } else {
     const int64_t len = std::max(q_len, kv_len);
     auto packed = random_normal(len * 3 * hd, seed, 1.0f);
@@ -298,7 +309,8 @@ void check_against_reference(Problem& p, const Variant& var, bool with_lse = tru
 std::string describe(const Problem& p, Layout layout) {
   std::ostringstream s;
   s << "heads=" << p.heads << " head_dim=" << p.head_dim << " q_len=" << p.q_len << " kv_len=" << p.kv_len
-    << " layout=" << (layout == Layout::kContiguous ? "contiguous" : "packed-qkv/head-major-o");
+    << " layout="
+    << (layout == Layout::kContiguous ? "contiguous" : layout == Layout::kPacked ? "packed-qkv/head-major-o" : "head-major-padded");
   return s.str();
 }
 
@@ -328,11 +340,12 @@ TEST(CpuAttention, NonContiguousStrides) {
   uint64_t seed = 2000;
   for (const int64_t head_dim : {64, 128})
     for (const int64_t heads : {1, 3})
-      for (const Lens& len : {Lens{1, 1}, Lens{17, 17}, Lens{65, 65}, Lens{200, 200}, Lens{63, 200}, Lens{64, 17}}) {
-        Problem p = make_problem(heads, head_dim, len.q, len.kv, Layout::kPacked, seed++);
-        SCOPED_TRACE(describe(p, Layout::kPacked));
-        check_against_reference(p, Variant{});
-      }
+      for (const Lens& len : {Lens{1, 1}, Lens{17, 17}, Lens{65, 65}, Lens{200, 200}, Lens{63, 200}, Lens{64, 17}})
+        for (const Layout layout : {Layout::kPacked, Layout::kHeadMajor}) {
+          Problem p = make_problem(heads, head_dim, len.q, len.kv, layout, seed++);
+          SCOPED_TRACE(describe(p, layout));
+          check_against_reference(p, Variant{});
+        }
 }
 
 TEST(CpuAttention, WithoutLseOutput) {
@@ -366,10 +379,11 @@ TEST(CpuAttention, KeyBiasPerHeadAndShared) {
         // The bias must matter: the unbiased reference is far from the result.
         const auto out = gather_output(p);
         const Reference unbiased = reference_attention(p, Variant{});
-        if (len.kv > 1)
+        if (len.kv > 1) {
           EXPECT_GT(max_scaled_error(out.data(), unbiased.o.data(), static_cast<int64_t>(out.size()), kAttnRelTol,
                                      kAttnAbsTol),
                     1.0);
+        }
       }
 }
 
@@ -616,11 +630,12 @@ TEST(CpuAttention, BlockCausalMatchesMaskedLoop) {
         bool masks_differ = false;
         for (int64_t i = 0; i < p.q_len && !masks_differ; ++i)
           for (int64_t j = 0; j < p.kv_len && !masks_differ; ++j) masks_differ = mask(i, j) != token_mask(i, j);
-        if (masks_differ)
+        if (masks_differ) {
           EXPECT_GT(max_scaled_error(out.data(), per_token.o.data(), static_cast<int64_t>(out.size()), kAttnRelTol,
                                      kAttnAbsTol),
                     1.0)
               << "block-causal should differ from token-causal";
+        }
       }
 }
 
@@ -644,7 +659,7 @@ TEST(CpuAttention, BlockCausalPackedStridesWithKeyBias) {
 TEST(CpuAttention, BlockSparseWithSharedKeyBias) {
   std::mt19937_64 rng(7700);
   const int64_t block_q = 16, block_k = 16;
-  Problem p = make_problem(2, 64, 50, 70, Layout::kContiguous, 7701);
+  Problem p = make_problem(2, 64, 50, 70, Layout::kHeadMajor, 7701);
   const Csr csr = random_csr((p.q_len + block_q - 1) / block_q, (p.kv_len + block_k - 1) / block_k, rng, false);
   const auto bias = random_normal(p.kv_len, 7702);
   Variant var;
@@ -654,7 +669,7 @@ TEST(CpuAttention, BlockSparseWithSharedKeyBias) {
   var.block_k = block_k;
   var.key_bias = bias.data();
   var.key_bias_head_stride = 0;
-  SCOPED_TRACE(describe(p, Layout::kContiguous) + " block-sparse 16x16 + shared key_bias");
+  SCOPED_TRACE(describe(p, Layout::kHeadMajor) + " block-sparse 16x16 + shared key_bias");
   check_against_reference(p, var);
 }
 

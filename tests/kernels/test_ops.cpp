@@ -141,7 +141,9 @@ TEST(CpuOps, LayerNormMatchesDoubleLoop) {
           b_p[0] += 1.0f;
           const auto perturbed = ref_layernorm(in, weight, affine ? b_p.data() : nullptr, rows, dim, eps);
           EXPECT_LE(scaled_error(out, expected), 1.0);
-          if (affine) EXPECT_GT(scaled_error(out, perturbed), 1.0);
+          if (affine) {
+            EXPECT_GT(scaled_error(out, perturbed), 1.0);
+          }
         } else {
           expect_match_and_sensitivity(out, expected, ref_layernorm(in_p, weight, bias, rows, dim, eps));
         }

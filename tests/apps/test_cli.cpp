@@ -1,0 +1,206 @@
+// The fastar program end to end: exit codes and messages for good and bad input.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "fastar/core/safetensors.h"
+#include "fastar/rollout/png_writer.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace fastar {
+namespace {
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout + stderr
+};
+
+Result run(const std::string& args) {
+  const std::string command = std::string(FASTAR_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  Result r{-1, ""};
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+const std::string kGolden = testing::source_path("tests/model/golden/wan_tiny_original");
+
+TEST(Cli, GenerateWritesPngFramesFromTheGoldenModel) {
+  const std::string out = testing::make_temp_dir("cli_png") + "/frames";
+  Result r = run("generate --model " + kGolden + " --frames 5 --seed 3 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "5/5 frames")) << r.output;
+  EXPECT_TRUE(contains(r.output, "first three channels")) << r.output;  // says frames are latents
+  int pngs = 0;
+  for (const auto& entry : fs::directory_iterator(out)) pngs += entry.path().extension() == ".png";
+  EXPECT_EQ(pngs, 5);
+  RgbFrame frame = read_png(out + "/frame_000004.png");
+  EXPECT_EQ(frame.width, 24);  // latent_width of the golden config
+  EXPECT_EQ(frame.height, 16);
+}
+
+TEST(Cli, GenerateWithRandomWeightsAndWindowPolicyToMp4) {
+  const std::string out = testing::make_temp_dir("cli_mp4") + "/video.mp4";
+  Result r = run("generate --model " + kGolden + "/config.json --random-weights 1 --frames 9 --policy window --window 3 --sink 1 --latent-size 8x12 --out " + out);
+#ifdef FASTAR_HAVE_VIDEO
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out));
+  EXPECT_GT(fs::file_size(out), 0u);
+  EXPECT_TRUE(contains(r.output, "4 frames/layer")) << r.output;  // 1 sink + 3 window, bounded
+#else
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+#endif
+}
+
+TEST(Cli, SameSeedSameFrames) {
+  const std::string dir = testing::make_temp_dir("cli_seed");
+  ASSERT_EQ(run("generate --model " + kGolden + " --frames 3 --seed 9 --out " + dir + "/a").exit_code, 0);
+  ASSERT_EQ(run("generate --model " + kGolden + " --frames 3 --seed 9 --threads 1 --out " + dir + "/b").exit_code, 0);
+  EXPECT_EQ(read_png(dir + "/a/frame_000002.png").rgb, read_png(dir + "/b/frame_000002.png").rgb);
+}
+
+TEST(Cli, BadOptionsAreErrors) {
+  struct Case {
+    std::string args, message;
+  } cases[] = {
+      {"generate --frobnicate 3", "unknown option --frobnicate"},
+      {"generate --frames abc", "--frames must be an integer"},
+      {"generate --frames 0", "--frames must be in"},
+      {"generate --policy lru", "unknown --policy 'lru'"},
+      {"generate --latent-size 12", "--latent-size must look like"},
+      {"generate --steps 1000,x", "'x' is not a number"},
+      {"generate --device cuda", "--device cuda is not available"},
+      {"generate --window 3", "apply only to --policy window"},
+      {"generate --model /nonexistent/model", "no such model"},
+      {"frobnicate", "unknown command"},
+      {"inspect", "give exactly one PATH"},
+  };
+  for (const Case& c : cases) {
+    Result r = run(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.args << "\n" << r.output;
+    EXPECT_TRUE(contains(r.output, c.message)) << c.args << "\n" << r.output;
+  }
+  for (const char* command : {"generate --help", "inspect --help", "--help"}) {
+    Result r = run(command);
+    EXPECT_EQ(r.exit_code, 0) << command;
+    EXPECT_TRUE(contains(r.output, "usage:")) << command;
+  }
+}
+
+TEST(Cli, InspectPrintsConfigCountsAndDtypes) {
+  Result r = run("inspect " + kGolden);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "tensors     69")) << r.output;
+  EXPECT_TRUE(contains(r.output, "parameters  572816")) << r.output;
+  EXPECT_TRUE(contains(r.output, "BF16×69")) << r.output;
+  EXPECT_TRUE(contains(r.output, "original Wan")) << r.output;
+}
+
+// A model folder holding a damaged copy of the golden weights.
+class CorruptCheckpoint : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::make_temp_dir(std::string("cli_corrupt_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::copy(kGolden + "/config.json", dir_ + "/config.json");
+    std::ifstream in(kGolden + "/diffusion_pytorch_model.safetensors", std::ios::binary);
+    bytes_.assign(std::istreambuf_iterator<char>(in), {});
+    std::memcpy(&header_len_, bytes_.data(), 8);
+  }
+  std::string header() const { return std::string(bytes_.begin() + 8, bytes_.begin() + 8 + header_len_); }
+  void set_header(const std::string& text) {  // same length, so offsets stay put
+    ASSERT_EQ(text.size(), header_len_);
+    std::memcpy(bytes_.data() + 8, text.data(), text.size());
+  }
+  void write() {
+    std::ofstream(weights(), std::ios::binary).write(bytes_.data(), static_cast<std::streamsize>(bytes_.size()));
+  }
+  std::string weights() const { return dir_ + "/diffusion_pytorch_model.safetensors"; }
+  void expect_error(const std::string& message) {
+    write();
+    for (const std::string& command : {"inspect " + dir_, "generate --frames 1 --out " + dir_ + "/out --model " + dir_}) {
+      Result r = run(command);
+      EXPECT_EQ(r.exit_code, 2) << command << "\n" << r.output;
+      EXPECT_TRUE(contains(r.output, "diffusion_pytorch_model.safetensors")) << r.output;  // names the file
+      EXPECT_TRUE(contains(r.output, message)) << command << "\n" << r.output;
+    }
+  }
+  std::string dir_;
+  std::vector<char> bytes_;
+  uint64_t header_len_ = 0;
+};
+
+TEST_F(CorruptCheckpoint, Truncated) {
+  bytes_.resize(bytes_.size() - 1000);
+  expect_error("truncated");
+}
+
+TEST_F(CorruptCheckpoint, BadJson) {
+  std::string h = header();
+  h[0] = '[';
+  h[1] = '[';
+  set_header(h);
+  expect_error("JSON");
+}
+
+TEST_F(CorruptCheckpoint, OffsetPastTheEnd) {
+  // The last tensor keeps its length but is moved to start where the data section ends.
+  nlohmann::json h = nlohmann::json::parse(header());
+  std::string last;
+  int64_t last_end = -1;
+  for (auto& [name, entry] : h.items())
+    if (name != "__metadata__" && entry["data_offsets"][1].get<int64_t>() > last_end)
+      last = name, last_end = entry["data_offsets"][1].get<int64_t>();
+  const int64_t length = last_end - h[last]["data_offsets"][0].get<int64_t>();
+  h[last]["data_offsets"] = {last_end, last_end + length};
+  std::string text = h.dump();
+  ASSERT_LE(text.size(), header_len_);
+  text.resize(header_len_, ' ');
+  set_header(text);
+  expect_error("past the end");
+}
+
+TEST_F(CorruptCheckpoint, ByteLengthNotMatchingShape) {
+  std::string h = header();
+  const size_t pos = h.find("\"shape\":[128]");
+  ASSERT_NE(pos, std::string::npos);
+  h.replace(pos, std::strlen("\"shape\":[128]"), "\"shape\":[127]");
+  set_header(h);
+  expect_error("127");
+}
+
+TEST_F(CorruptCheckpoint, MissingTensor) {
+  std::string h = header();
+  const size_t pos = h.find("\"head.head.bias\"");
+  ASSERT_NE(pos, std::string::npos);
+  h.replace(pos, std::strlen("\"head.head.bias\""), "\"head.head.xias\"");
+  set_header(h);
+  expect_error("missing tensor 'head.head.bias'");
+}
+
+TEST_F(CorruptCheckpoint, WrongShapeForTheConfig) {
+  write();
+  std::ofstream(dir_ + "/config.json") << R"({"dim":128,"num_heads":2,"num_layers":2,"ffn_dim":512,"in_dim":4,"out_dim":4,"text_dim":32,"text_len":16,"patch_size":[1,2,2]})";
+  Result r = run("generate --frames 1 --out " + dir_ + "/out --model " + dir_);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "but the config expects [512, 128]")) << r.output;
+}
+
+}  // namespace
+}  // namespace fastar
