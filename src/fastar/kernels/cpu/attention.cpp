@@ -37,6 +37,8 @@ void key_ranges_for_block(const AttentionParams& p, int64_t qb, std::vector<KeyR
 void attention_forward(const AttentionParams& p) {
   FASTAR_ASSERT(p.q && p.k && p.v && p.o, "attention_forward: null tensor");
   FASTAR_ASSERT(p.head_dim > 0 && p.num_heads > 0 && p.q_len >= 0 && p.kv_len >= 0, "attention_forward: bad sizes");
+  FASTAR_ASSERT(p.causal_block == 0 || p.q_len <= p.kv_len,
+                "attention_forward: a block-causal mask needs the queries to be the last q_len keys (q_len <= kv_len)");
   FASTAR_ASSERT(!p.block_offsets || (p.block_index && p.block_q > 0 && p.block_k > 0),
                 "attention_forward: block-sparse mask needs block_index, block_q and block_k");
   const auto* q = static_cast<const float*>(p.q);
