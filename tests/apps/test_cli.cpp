@@ -69,6 +69,16 @@ TEST(Cli, GenerateWithRandomWeightsAndWindowPolicyToMp4) {
 #endif
 }
 
+TEST(Cli, GenerateWithTheRollingForcingSchedule) {
+  const std::string out = testing::make_temp_dir("cli_rolling") + "/frames";
+  Result r = run("generate --model " + kGolden + " --schedule rolling-forcing --frames 7 --latent-size 8x12 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "rolling-forcing")) << r.output;
+  int pngs = 0;
+  for (const auto& entry : fs::directory_iterator(out)) pngs += entry.path().extension() == ".png";
+  EXPECT_EQ(pngs, 7);
+}
+
 TEST(Cli, SameSeedSameFrames) {
   const std::string dir = testing::make_temp_dir("cli_seed");
   ASSERT_EQ(run("generate --model " + kGolden + " --frames 3 --seed 9 --out " + dir + "/a").exit_code, 0);
@@ -88,6 +98,8 @@ TEST(Cli, BadOptionsAreErrors) {
       {"generate --steps 1000,x", "'x' is not a number"},
       {"generate --device cuda", "--device cuda is not available"},
       {"generate --window 3", "apply only to --policy window"},
+      {"generate --schedule rolling-forcing --policy window", "rolling-forcing uses its own"},
+      {"generate --schedule diffusion", "unknown --schedule 'diffusion'"},
       {"generate --model /nonexistent/model", "no such model"},
       {"frobnicate", "unknown command"},
       {"inspect", "give exactly one PATH"},

@@ -11,6 +11,7 @@
 #include "fastar/rollout/noise.h"
 #include "fastar/rollout/schedule.h"
 #include "fastar/rollout/self_forcing.h"
+#include "rollout_fixtures.h"
 #include "test_util.h"
 
 namespace fastar {
@@ -19,25 +20,8 @@ namespace {
 // Chunked vs full-sequence forwards differ only in fp32 summation order inside attention.
 constexpr double kChunkedVsFullTolerance = 1e-5;  // max |Δ| / max |reference|
 
-WanConfig tiny_config() {
-  WanConfig c;
-  c.dim = 64;
-  c.num_heads = 2;  // head dim 32: RoPE pairs split 6 / 5 / 5
-  c.num_layers = 2;
-  c.ffn_dim = 128;
-  c.in_dim = c.out_dim = 4;
-  c.text_dim = 16;
-  c.text_len = 8;
-  c.validate("tiny");
-  return c;
-}
-
-Tensor random_tensor(const Shape& shape, uint64_t seed) {
-  Tensor t = Tensor::zeros(shape);
-  auto values = testing::random_normal(t.numel(), seed);
-  std::memcpy(t.data<float>(), values.data(), values.size() * sizeof(float));
-  return t;
-}
+using testing::random_tensor;
+using testing::tiny_config;
 
 double relative_error(const float* actual, const float* expected, int64_t count) {
   double max_diff = 0, max_ref = 0;

@@ -9,11 +9,13 @@
 #include "fastar/apps/commands.h"
 #include "fastar/apps/progress.h"
 #include "fastar/attention/kv_policies.h"
+#include "fastar/attention/rolling_sink_memory.h"
 #include "fastar/core/error.h"
 #include "fastar/core/safetensors.h"
 #include "fastar/model/wan_dit.h"
 #include "fastar/rollout/frame_sink.h"
 #include "fastar/rollout/latent_preview.h"
+#include "fastar/rollout/rolling_forcing.h"
 #include "fastar/rollout/self_forcing.h"
 
 #ifndef FASTAR_DEFAULT_MODEL
@@ -30,11 +32,12 @@ const std::vector<OptionSpec> kSpecs = {
     {"prompt-embeds", "FILE", "safetensors with the prompt embedding [rows, text_dim] (umT5 output); zero-padded to text_len", "empty prompt (all zeros)"},
     {"frames", "N", "latent frames to generate (rounded up to whole chunks; the first N are written)", "12"},
     {"seed", "S", "noise seed", "0"},
-    {"policy", "NAME", "cross-frame memory: dense | window", "dense"},
+    {"schedule", "NAME", "self-forcing (chunk by chunk) | rolling-forcing (rolling window, own sink cache)", "self-forcing"},
+    {"policy", "NAME", "cross-frame memory for self-forcing: dense | window", "dense"},
     {"window", "W", "window policy: recent latent frames kept", "9"},
     {"sink", "S", "window policy: first frames kept as an attention sink", "3"},
     {"chunk-frames", "F", "latent frames per chunk", "3"},
-    {"steps", "LIST", "denoising steps before warping", "1000,750,500,250"},
+    {"steps", "LIST", "denoising steps before warping", "1000,750,500,250; rolling-forcing: 1000,800,600,400,200"},
     {"shift", "S", "timestep shift", "5"},
     {"latent-size", "HxW", "latent frame size", "from the model config"},
     {"out", "DIR|FILE.mp4", "output: a folder of PNG frames or an MP4 file", "out.mp4"},
@@ -115,7 +118,12 @@ int run_generate(int argc, char** argv) {
   RolloutConfig rollout_config;
   rollout_config.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX));
   rollout_config.schedule.frames_per_chunk = args.get_int("chunk-frames", 3, 1, 1024);
-  rollout_config.schedule.denoising_steps = SelfForcingSchedule::parse_steps(args.get("steps", "1000,750,500,250"));
+  const std::string schedule = args.get("schedule", "self-forcing");
+  FASTAR_CHECK(schedule == "self-forcing" || schedule == "rolling-forcing",
+               "fastar generate: unknown --schedule '" << schedule << "'; choose self-forcing or rolling-forcing");
+  const bool rolling = schedule == "rolling-forcing";
+  rollout_config.schedule.denoising_steps =
+      SelfForcingSchedule::parse_steps(args.get("steps", rolling ? "1000,800,600,400,200" : "1000,750,500,250"));
   rollout_config.schedule.shift = static_cast<float>(args.get_double("shift", 5.0));
   rollout_config.latent_height = config.latent_height;
   rollout_config.latent_width = config.latent_width;
@@ -128,7 +136,15 @@ int run_generate(int argc, char** argv) {
   // Memory policy.
   const std::string policy = args.get("policy", "dense");
   std::unique_ptr<CrossFrameMemory> memory;
-  if (policy == "dense") {
+  if (rolling) {
+    // Rolling Forcing's own cache (wan-spec.md §5): one block of sink, 24 frames held, 21 attended;
+    // the window must fit: sink + window blocks <= 21 frames.
+    FASTAR_CHECK(!args.has("policy") && !args.has("window") && !args.has("sink"),
+                 "fastar generate: --policy/--window/--sink apply to --schedule self-forcing; rolling-forcing uses its own "
+                 "sink cache (1 block sink, 24 frames held, 21 attended)");
+    memory = std::make_unique<RollingSinkMemory>(config.num_layers, config.num_heads, config.head_dim(),
+                                                 chunk_frames / config.patch_t, 24 / config.patch_t, 21 / config.patch_t);
+  } else if (policy == "dense") {
     FASTAR_CHECK(!args.has("window") && !args.has("sink"), "fastar generate: --window/--sink apply only to --policy window");
     memory = std::make_unique<DenseMemory>(config.num_layers, config.num_heads, config.head_dim());
   } else if (policy == "window") {
@@ -158,25 +174,35 @@ int run_generate(int argc, char** argv) {
   std::unique_ptr<FrameSink> sink = make_frame_sink(out, static_cast<int>(args.get_int("fps", 16, 1, 1000)));
   std::fprintf(stderr, "output: %s; frames are the latents' first three channels as RGB (this model has no decoder)\n",
                sink->describe().c_str());
-  std::fprintf(stderr, "rollout: %lld latent frames in %lld chunks of %lld, latent %lldx%lld, %zu steps, policy %s, seed %llu, %d threads (load %.2f s)\n",
-               static_cast<long long>(frames), static_cast<long long>(chunks), static_cast<long long>(chunk_frames),
+  std::fprintf(stderr, "rollout: %s, %lld latent frames in %lld chunks of %lld, latent %lldx%lld, %zu steps, memory %s, seed %llu, %d threads (load %.2f s)\n",
+               schedule.c_str(), static_cast<long long>(frames), static_cast<long long>(chunks), static_cast<long long>(chunk_frames),
                static_cast<long long>(rollout_config.latent_height), static_cast<long long>(rollout_config.latent_width),
                rollout_config.schedule.denoising_steps.size(), memory->describe().c_str(),
                static_cast<unsigned long long>(rollout_config.seed), omp_get_max_threads(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
 
-  SelfForcingRollout rollout(*model, *memory, prompt, rollout_config);
   ProgressBar progress(frames);
   int64_t written = 0;
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    const bool last = chunk + 1 == chunks;
-    // The last chunk's clean pass would only fill memory nothing reads: skip it.
-    Tensor x0 = rollout.next_chunk(config.action_dim > 0 ? &actions : nullptr, /*commit=*/!last);
+  auto write_chunk = [&](const Tensor& x0) {
     for (int64_t f = 0; f < chunk_frames && written < frames; ++f, ++written) sink->write(latent_frame_to_rgb(x0, f));
     char extra[128];
     std::snprintf(extra, sizeof extra, "kv %.1f MB (%lld frames/layer)", memory->bytes() / 1e6,
                   static_cast<long long>(memory->cached_frames(0)));
     progress.update(written, extra);
+  };
+  const Tensor* chunk_actions = config.action_dim > 0 ? &actions : nullptr;
+  if (rolling) {
+    RollingForcingRollout rollout(*model, *memory, prompt, rollout_config, chunks);
+    while (!rollout.done()) {
+      Tensor x0 = rollout.advance(chunk_actions);
+      if (x0.defined()) write_chunk(x0);
+    }
+  } else {
+    SelfForcingRollout rollout(*model, *memory, prompt, rollout_config);
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      // The last chunk's clean pass would only fill memory nothing reads: skip it.
+      write_chunk(rollout.next_chunk(chunk_actions, /*commit=*/chunk + 1 < chunks));
+    }
   }
   progress.finish();
   sink->finish();

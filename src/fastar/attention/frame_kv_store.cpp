@@ -1,7 +1,6 @@
 #include "fastar/attention/frame_kv_store.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "fastar/core/error.h"
@@ -21,18 +20,7 @@ void FrameKvStore::attend(const float* q, const float* k, const float* v, int64_
   std::memcpy(v_.data() + tokens_ * row, v, static_cast<size_t>(tokens * row) * sizeof(float));
   staged_tokens_ = tokens;
 
-  AttentionParams p;
-  p.q = q;
-  p.k = k_.data();
-  p.v = v_.data();
-  p.o = out;
-  p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = row;
-  p.q_head_stride = p.k_head_stride = p.v_head_stride = p.o_head_stride = head_dim_;
-  p.num_heads = heads_;
-  p.head_dim = head_dim_;
-  p.q_len = tokens;
-  p.kv_len = tokens_ + tokens;
-  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  const AttentionParams p = packed_attention_params(q, k_.data(), v_.data(), out, tokens, tokens_ + tokens, heads_, head_dim_);
   cpu::attention_forward(p);
 }
 

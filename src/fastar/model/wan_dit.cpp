@@ -23,25 +23,6 @@ void linear(const LinearWeights& lin, const float* in, int64_t rows, float* out)
 
 std::vector<float> buffer(int64_t count) { return std::vector<float>(static_cast<size_t>(count)); }
 
-// Attention params for contiguous [rows, heads · head_dim] q / k / v / o.
-AttentionParams packed_attention(const float* q, const float* k, const float* v, float* o, int64_t q_len,
-                                 int64_t kv_len, int64_t heads, int64_t head_dim) {
-  AttentionParams p;
-  p.q = q;
-  p.k = k;
-  p.v = v;
-  p.o = o;
-  const int64_t row = heads * head_dim;
-  p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = row;
-  p.q_head_stride = p.k_head_stride = p.v_head_stride = p.o_head_stride = head_dim;
-  p.num_heads = heads;
-  p.head_dim = head_dim;
-  p.q_len = q_len;
-  p.kv_len = kv_len;
-  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  return p;
-}
-
 }  // namespace
 
 WanModel::WanModel(WanConfig config, WanWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {}
@@ -199,7 +180,7 @@ Tensor WanModel::forward(const WanForwardArgs& args) const {
       MemoryCall call{frame_start, grid_f, tokens_per_frame, args.commit};
       args.memory->attend(layer, call, q.data(), k.data(), v.data(), attn.data());
     } else {
-      AttentionParams p = packed_attention(q.data(), k.data(), v.data(), attn.data(), n, n, heads, hd);
+      AttentionParams p = packed_attention_params(q.data(), k.data(), v.data(), attn.data(), n, n, heads, hd);
       p.causal_block = args.causal_chunk_frames > 0 ? (args.causal_chunk_frames / c.patch_t) * tokens_per_frame : 0;
       cpu::attention_forward(p);
     }
@@ -211,7 +192,7 @@ Tensor WanModel::forward(const WanForwardArgs& args) const {
                            c.cross_attn_norm ? b.cross_norm_bias.data<float>() : nullptr, n, d, c.eps);
     linear(b.cross_q, h.data(), n, q.data());
     if (c.qk_norm) cpu::rmsnorm_forward(q.data(), q.data(), b.cross_norm_q.data<float>(), n, d, c.eps);
-    AttentionParams cross = packed_attention(q.data(), args.prompt->cross_k[static_cast<size_t>(layer)].data<float>(),
+    AttentionParams cross = packed_attention_params(q.data(), args.prompt->cross_k[static_cast<size_t>(layer)].data<float>(),
                                              args.prompt->cross_v[static_cast<size_t>(layer)].data<float>(), attn.data(), n,
                                              text_rows, heads, hd);
     cpu::attention_forward(cross);

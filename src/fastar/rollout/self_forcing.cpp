@@ -9,19 +9,22 @@ uint64_t rollout_noise_stream(int64_t chunk, int64_t step) {
   return (static_cast<uint64_t>(chunk) << 16) | static_cast<uint64_t>(step);
 }
 
+void validate_rollout_config(const WanConfig& c, const RolloutConfig& config) {
+  FASTAR_CHECK(c.in_dim == c.out_dim, "the rollout feeds the model's output back as input, so in_dim ("
+                                          << c.in_dim << ") must equal out_dim (" << c.out_dim << ")");
+  FASTAR_CHECK(config.latent_height > 0 && config.latent_width > 0 && config.latent_height % c.patch_h == 0 &&
+                   config.latent_width % c.patch_w == 0,
+               "latent size " << config.latent_height << "x" << config.latent_width
+                              << " must be positive and divisible by the patch size " << c.patch_h << "x" << c.patch_w);
+  FASTAR_CHECK(config.schedule.frames_per_chunk % c.patch_t == 0,
+               "frames per chunk (" << config.schedule.frames_per_chunk << ") must be a multiple of the temporal patch size "
+                                    << c.patch_t);
+}
+
 SelfForcingRollout::SelfForcingRollout(const WanModel& model, CrossFrameMemory& memory, const WanPrompt& prompt,
                                        RolloutConfig config)
     : model_(model), memory_(memory), prompt_(prompt), config_(std::move(config)) {
-  const WanConfig& c = model_.config();
-  FASTAR_CHECK(c.in_dim == c.out_dim, "the rollout feeds the model's output back as input, so in_dim ("
-                                          << c.in_dim << ") must equal out_dim (" << c.out_dim << ")");
-  FASTAR_CHECK(config_.latent_height > 0 && config_.latent_width > 0 && config_.latent_height % c.patch_h == 0 &&
-                   config_.latent_width % c.patch_w == 0,
-               "latent size " << config_.latent_height << "x" << config_.latent_width
-                              << " must be positive and divisible by the patch size " << c.patch_h << "x" << c.patch_w);
-  FASTAR_CHECK(config_.schedule.frames_per_chunk % c.patch_t == 0,
-               "frames per chunk (" << config_.schedule.frames_per_chunk << ") must be a multiple of the temporal patch size "
-                                    << c.patch_t);
+  validate_rollout_config(model_.config(), config_);
   timesteps_ = config_.schedule.timesteps();
 }
 

@@ -48,6 +48,10 @@ class SelfForcingRollout {
   int64_t dit_calls_ = 0;
 };
 
+// Checks what every rollout needs of a model and its settings (in_dim == out_dim, latent size
+// divisible by the patch, chunk a multiple of the temporal patch); throws fastar::Error.
+void validate_rollout_config(const WanConfig& model_config, const RolloutConfig& config);
+
 // Noise stream id of (chunk, step): step 0 is the chunk's initial noise, step k > 0 the
 // re-noising before denoising step k.
 uint64_t rollout_noise_stream(int64_t chunk, int64_t step);

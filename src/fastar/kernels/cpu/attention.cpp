@@ -7,7 +7,27 @@
 
 #include "fastar/core/error.h"
 
-namespace fastar::cpu {
+namespace fastar {
+
+AttentionParams packed_attention_params(const void* q, const void* k, const void* v, void* o, int64_t q_len,
+                                        int64_t kv_len, int64_t heads, int64_t head_dim) {
+  AttentionParams p;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.o = o;
+  const int64_t row = heads * head_dim;
+  p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = row;
+  p.q_head_stride = p.k_head_stride = p.v_head_stride = p.o_head_stride = head_dim;
+  p.num_heads = heads;
+  p.head_dim = head_dim;
+  p.q_len = q_len;
+  p.kv_len = kv_len;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  return p;
+}
+
+namespace cpu {
 
 namespace {
 
@@ -127,4 +147,5 @@ void attention_forward(const AttentionParams& p) {
   }
 }
 
-}  // namespace fastar::cpu
+}  // namespace cpu
+}  // namespace fastar

@@ -52,6 +52,11 @@ struct AttentionParams {
   int64_t causal_block = 0;
 };
 
+// Params for q[q_len, heads·head_dim], k/v[kv_len, heads·head_dim], o[q_len, heads·head_dim], all
+// contiguous, scale 1/√head_dim, no variant options set.
+AttentionParams packed_attention_params(const void* q, const void* k, const void* v, void* o, int64_t q_len,
+                                        int64_t kv_len, int64_t heads, int64_t head_dim);
+
 namespace cpu {
 
 // fp32 reference: q, k, v, o are float. Tiled over keys with an online softmax (never a
