@@ -96,6 +96,35 @@ WanPrompt WanModel::prepare_prompt(const Tensor& context) const {
   return prompt;
 }
 
+void WanModel::time_embedding(const std::vector<float>& t_frames, const Tensor* actions, std::vector<float>* e_out,
+                              std::vector<float>* e0_out) const {
+  const WanConfig& c = config_;
+  const int64_t grid_f = static_cast<int64_t>(t_frames.size()), d = c.dim;
+  std::vector<float> sinusoid = buffer(grid_f * c.freq_dim), hidden = buffer(grid_f * d), e = buffer(grid_f * d);
+  cpu::timestep_embedding(sinusoid.data(), t_frames.data(), grid_f, c.freq_dim);
+  linear(weights_.time_in, sinusoid.data(), grid_f, hidden.data());
+  cpu::silu_forward(hidden.data(), grid_f * d);
+  linear(weights_.time_out, hidden.data(), grid_f, e.data());
+  if (c.action_dim > 0) {
+    FASTAR_CHECK(actions && actions->dim() == 2 && actions->size(0) == grid_f * c.patch_t && actions->size(1) == c.action_dim,
+                 "this model takes per-frame actions [" << grid_f * c.patch_t << ", " << c.action_dim << "]");
+    Tensor act = actions->to_f32();
+    std::vector<float> act_frames = buffer(grid_f * c.action_dim), act_hidden = buffer(grid_f * d), act_e = buffer(grid_f * d);
+    for (int64_t f = 0; f < grid_f; ++f)
+      std::memcpy(&act_frames[static_cast<size_t>(f * c.action_dim)], act.data<float>() + f * c.patch_t * c.action_dim,
+                  static_cast<size_t>(c.action_dim) * 4);
+    linear(weights_.action_in, act_frames.data(), grid_f, act_hidden.data());
+    cpu::silu_forward(act_hidden.data(), grid_f * d);
+    linear(weights_.action_out, act_hidden.data(), grid_f, act_e.data());
+    for (int64_t i = 0; i < grid_f * d; ++i) e[static_cast<size_t>(i)] += act_e[static_cast<size_t>(i)];
+  }
+  std::vector<float> e_act = e, e0 = buffer(grid_f * 6 * d);
+  cpu::silu_forward(e_act.data(), grid_f * d);
+  linear(weights_.time_projection, e_act.data(), grid_f, e0.data());
+  *e_out = std::move(e);
+  *e0_out = std::move(e0);
+}
+
 Tensor WanModel::forward(const WanForwardArgs& args) const {
   const WanConfig& c = config_;
   FASTAR_ASSERT(args.latent && args.timesteps && args.prompt, "forward: latent, timesteps and prompt are required");
@@ -126,31 +155,11 @@ Tensor WanModel::forward(const WanForwardArgs& args) const {
   cpu::linear_forward(x.data(), patches.data(), weights_.patch_weight.data<float>(), weights_.patch_bias.data<float>(), n,
                       c.patch_features_in(), d);
 
-  // 2. Time embedding per token-frame: e = MLP(sinusoid(t)) [+ action MLP]; e0 = Linear(SiLU(e)).  e: [grid_f, d], e0: [grid_f, 6d]
+  // 2. Time embedding per token-frame.                                   e: [grid_f, d], e0: [grid_f, 6d]
   std::vector<float> t_frames(static_cast<size_t>(grid_f));
   for (int64_t f = 0; f < grid_f; ++f) t_frames[static_cast<size_t>(f)] = (*args.timesteps)[static_cast<size_t>(f * c.patch_t)];
-  std::vector<float> sinusoid = buffer(grid_f * c.freq_dim), hidden = buffer(grid_f * d), e = buffer(grid_f * d);
-  cpu::timestep_embedding(sinusoid.data(), t_frames.data(), grid_f, c.freq_dim);
-  linear(weights_.time_in, sinusoid.data(), grid_f, hidden.data());
-  cpu::silu_forward(hidden.data(), grid_f * d);
-  linear(weights_.time_out, hidden.data(), grid_f, e.data());
-  if (c.action_dim > 0) {
-    FASTAR_CHECK(args.actions && args.actions->dim() == 2 && args.actions->size(0) == frames &&
-                     args.actions->size(1) == c.action_dim,
-                 "this model takes per-frame actions [" << frames << ", " << c.action_dim << "]");
-    Tensor act = args.actions->to_f32();
-    std::vector<float> act_frames = buffer(grid_f * c.action_dim), act_hidden = buffer(grid_f * d), act_e = buffer(grid_f * d);
-    for (int64_t f = 0; f < grid_f; ++f)
-      std::memcpy(&act_frames[static_cast<size_t>(f * c.action_dim)], act.data<float>() + f * c.patch_t * c.action_dim,
-                  static_cast<size_t>(c.action_dim) * 4);
-    linear(weights_.action_in, act_frames.data(), grid_f, act_hidden.data());
-    cpu::silu_forward(act_hidden.data(), grid_f * d);
-    linear(weights_.action_out, act_hidden.data(), grid_f, act_e.data());
-    for (int64_t i = 0; i < grid_f * d; ++i) e[static_cast<size_t>(i)] += act_e[static_cast<size_t>(i)];
-  }
-  std::vector<float> e_act = e, e0 = buffer(grid_f * 6 * d);
-  cpu::silu_forward(e_act.data(), grid_f * d);
-  linear(weights_.time_projection, e_act.data(), grid_f, e0.data());
+  std::vector<float> e, e0;
+  time_embedding(t_frames, args.actions, &e, &e0);
 
   // Working buffers, reused by every block.
   std::vector<float> h = buffer(n * d), q = buffer(n * d), k = buffer(n * d), v = buffer(n * d), attn = buffer(n * d),

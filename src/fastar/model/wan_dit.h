@@ -53,6 +53,11 @@ class WanModel {
   // Returns the flow prediction, [out_dim, frames, height, width].
   Tensor forward(const WanForwardArgs& args) const;
 
+  // The time (+ action) embedding of each token-frame: e [frames, dim] = MLP(sinusoid(t)) (+ action
+  // MLP), e0 [frames, 6·dim] = Linear(SiLU(e)). actions: [frames·patch_t, action_dim] or nullptr.
+  void time_embedding(const std::vector<float>& frame_timesteps, const Tensor* actions, std::vector<float>* e,
+                      std::vector<float>* e0) const;
+
  private:
   WanConfig config_;
   WanWeights weights_;

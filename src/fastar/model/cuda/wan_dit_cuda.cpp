@@ -1,0 +1,265 @@
+#include "fastar/model/cuda/wan_dit_cuda.h"
+
+#include <cuda_bf16.h>
+
+#include <algorithm>
+
+#include "fastar/core/error.h"
+#include "fastar/kernels/cuda/device_memory.h"
+#include "fastar/kernels/cuda/flash_attention.h"
+#include "fastar/kernels/cuda/gemm.h"
+#include "fastar/kernels/cuda/ops.h"
+
+#define FASTAR_CUDA_OK(call)                                                                          \
+  do {                                                                                                \
+    cudaError_t fastar_status_ = (call);                                                              \
+    FASTAR_CHECK(fastar_status_ == cudaSuccess, "CUDA error in " #call ": " << cudaGetErrorString(fastar_status_)); \
+  } while (0)
+
+namespace fastar::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr const char* kMemoryHint =
+    "lower --frames or use --policy window (a smaller KV cache), or a smaller --latent-size";
+
+Tensor upload(const Tensor& host, DType dtype) {
+  return to_device(host.to_dtype(dtype));
+}
+
+struct DeviceLinear {
+  Tensor weight, bias;  // bf16 [out, in], bf16 [out]
+  int64_t in = 0, out = 0;
+};
+
+DeviceLinear upload_linear(const LinearWeights& lin) {
+  DeviceLinear d;
+  d.weight = upload(lin.weight, DType::BF16);
+  if (lin.bias.defined()) d.bias = upload(lin.bias, DType::BF16);
+  d.in = lin.in_features();
+  d.out = lin.out_features();
+  return d;
+}
+
+const float* f32(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+}  // namespace
+
+struct CudaWanModel::DeviceWeights {
+  Tensor patch_weight, patch_bias;
+  struct Block {
+    Tensor modulation;  // fp32 [6·dim]
+    DeviceLinear self_q, self_k, self_v, self_o, cross_q, cross_o, ffn_in, ffn_out;
+    Tensor self_norm_q, self_norm_k, cross_norm_weight, cross_norm_bias, cross_norm_q;  // fp32 [dim]
+  };
+  std::vector<Block> blocks;
+  DeviceLinear head;
+};
+
+// ---- KV cache ----------------------------------------------------------------------------------
+
+CudaKvCache::CudaKvCache(int64_t layers, int64_t dim, int64_t tokens_per_frame, int64_t capacity_frames, int64_t window,
+                         int64_t sink)
+    : layers_(layers), dim_(dim), tokens_per_frame_(tokens_per_frame), capacity_frames_(capacity_frames),
+      window_(window), sink_(sink) {
+  const int64_t layer_bytes = capacity_frames * tokens_per_frame * dim * 2;
+  k_ = allocate_device(layers * layer_bytes, kMemoryHint);
+  v_ = allocate_device(layers * layer_bytes, kMemoryHint);
+  if (window >= 0) scratch_ = allocate_device(layer_bytes, kMemoryHint);
+}
+
+int64_t CudaKvCache::bytes() const { return 2 * layers_ * frames_ * tokens_per_frame_ * dim_ * 2; }
+
+void* CudaKvCache::k(int64_t layer) const {
+  return static_cast<char*>(k_->data()) + layer * capacity_frames_ * tokens_per_frame_ * dim_ * 2;
+}
+void* CudaKvCache::v(int64_t layer) const {
+  return static_cast<char*>(v_->data()) + layer * capacity_frames_ * tokens_per_frame_ * dim_ * 2;
+}
+
+void CudaKvCache::commit(int64_t frames, cudaStream_t stream) {
+  frames_ += frames;
+  FASTAR_ASSERT(frames_ <= capacity_frames_, "kv cache overflow");
+  if (window_ < 0 || frames_ <= sink_ + window_) return;
+  // Drop the oldest non-sink frames: move [sink + excess, frames) down to [sink, ...).
+  const int64_t excess = frames_ - (sink_ + window_);
+  const int64_t frame_bytes = tokens_per_frame_ * dim_ * 2;
+  const int64_t keep_bytes = window_ * frame_bytes;
+  for (int64_t layer = 0; layer < layers_; ++layer) {
+    for (void* base : {k(layer), v(layer)}) {
+      char* b = static_cast<char*>(base);
+      FASTAR_CUDA_OK(cudaMemcpyAsync(scratch_->data(), b + (sink_ + excess) * frame_bytes, static_cast<size_t>(keep_bytes),
+                                     cudaMemcpyDeviceToDevice, stream));
+      FASTAR_CUDA_OK(cudaMemcpyAsync(b + sink_ * frame_bytes, scratch_->data(), static_cast<size_t>(keep_bytes),
+                                     cudaMemcpyDeviceToDevice, stream));
+    }
+  }
+  frames_ = sink_ + window_;
+}
+
+// ---- model -------------------------------------------------------------------------------------
+
+CudaWanModel::CudaWanModel(const WanModel& host, int64_t max_tokens, cudaStream_t stream)
+    : host_(host), stream_(stream), w_(std::make_unique<DeviceWeights>()), gemm_(std::make_unique<Gemm>()),
+      max_tokens_(max_tokens) {
+  const WanConfig& c = host.config();
+  const WanWeights& hw = host.weights();
+  FASTAR_CHECK(c.head_dim() == 64 || c.head_dim() == 128,
+               "the CUDA backend supports head dims 64 and 128; this model has " << c.head_dim() << " (use --device cpu)");
+  FASTAR_CHECK(c.dim % 8 == 0 && c.ffn_dim % 8 == 0, "the CUDA backend needs dim and ffn_dim divisible by 8");
+  w_->patch_weight = upload(hw.patch_weight, DType::BF16);
+  w_->patch_bias = upload(hw.patch_bias, DType::BF16);
+  for (const WanBlockWeights& b : hw.blocks) {
+    DeviceWeights::Block d;
+    d.modulation = upload(b.modulation.reshape({6 * c.dim}), DType::F32);
+    d.self_q = upload_linear(b.self_q);
+    d.self_k = upload_linear(b.self_k);
+    d.self_v = upload_linear(b.self_v);
+    d.self_o = upload_linear(b.self_o);
+    d.cross_q = upload_linear(b.cross_q);
+    d.cross_o = upload_linear(b.cross_o);
+    d.ffn_in = upload_linear(b.ffn_in);
+    d.ffn_out = upload_linear(b.ffn_out);
+    if (c.qk_norm) {
+      d.self_norm_q = upload(b.self_norm_q, DType::F32);
+      d.self_norm_k = upload(b.self_norm_k, DType::F32);
+      d.cross_norm_q = upload(b.cross_norm_q, DType::F32);
+    }
+    if (c.cross_attn_norm) {
+      d.cross_norm_weight = upload(b.cross_norm_weight, DType::F32);
+      d.cross_norm_bias = upload(b.cross_norm_bias, DType::F32);
+    }
+    w_->blocks.push_back(std::move(d));
+  }
+  w_->head = upload_linear(hw.head);
+
+  auto alloc = [&](int64_t bytes) {
+    buffers_.push_back(allocate_device(std::max<int64_t>(bytes, 256), kMemoryHint));
+    return buffers_.back()->data();
+  };
+  const int64_t n = max_tokens, d = c.dim;
+  const int64_t max_frames = n;  // at most one token per frame
+  x_ = static_cast<float*>(alloc(n * d * 4));
+  h_ = alloc(n * d * 2);
+  q_ = alloc(n * d * 2);
+  kc_ = alloc(n * d * 2);
+  vc_ = alloc(n * d * 2);
+  attn_ = alloc(n * d * 2);
+  y_ = alloc(n * d * 2);
+  ffn_ = alloc(n * c.ffn_dim * 2);
+  patches_ = alloc(n * std::max(c.patch_features_in(), c.patch_features_out()) * 2);
+  e_ = static_cast<float*>(alloc(max_frames * d * 4));
+  e0_ = static_cast<float*>(alloc(max_frames * 6 * d * 4));
+  mod_ = static_cast<float*>(alloc(max_frames * 6 * d * 4));
+  head_mod_ = static_cast<float*>(alloc(max_frames * 2 * d * 4));
+}
+
+CudaWanModel::~CudaWanModel() = default;
+
+void CudaWanModel::set_prompt(const WanPrompt& prompt) {
+  FASTAR_CHECK(static_cast<int64_t>(prompt.cross_k.size()) == config().num_layers, "prompt was prepared for another model");
+  cross_k_.clear();
+  cross_v_.clear();
+  for (size_t layer = 0; layer < prompt.cross_k.size(); ++layer) {
+    cross_k_.push_back(upload(prompt.cross_k[layer], DType::BF16));
+    cross_v_.push_back(upload(prompt.cross_v[layer], DType::BF16));
+  }
+  prompt_rows_ = prompt.rows;
+}
+
+void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, int64_t height, int64_t width,
+                           const std::vector<float>& timesteps, int64_t frame_start, CudaKvCache* cache, bool commit) {
+  const WanConfig& c = config();
+  FASTAR_CHECK(!cross_k_.empty(), "CudaWanModel::forward before set_prompt");
+  FASTAR_CHECK(frames % c.patch_t == 0 && height % c.patch_h == 0 && width % c.patch_w == 0,
+               "latent size not divisible by the patch size");
+  FASTAR_CHECK(static_cast<int64_t>(timesteps.size()) == frames, "one timestep per latent frame");
+  const int64_t grid_f = frames / c.patch_t, grid_h = height / c.patch_h, grid_w = width / c.patch_w;
+  const int64_t tpf = grid_h * grid_w, n = grid_f * tpf, d = c.dim, hd = c.head_dim(), heads = c.num_heads;
+  FASTAR_CHECK(n <= max_tokens_, "chunk of " << n << " tokens exceeds the " << max_tokens_ << " the GPU buffers were sized for");
+  const int64_t fs = frame_start / c.patch_t;
+  cudaStream_t st = stream_;
+  const int64_t cached_tokens = cache ? cache->tokens() : 0;
+  if (cache) {
+    FASTAR_CHECK(cache->tokens_per_frame() == tpf, "kv cache was made for another frame size");
+    FASTAR_CHECK(cache->frames() + grid_f <= cache->capacity_frames(),
+                 "the GPU KV cache holds " << cache->capacity_frames() << " frames and is full; " << kMemoryHint);
+  }
+
+  // Patch embedding -> residual stream x (fp32).
+  patchify(static_cast<bf16*>(patches_), latent, c.in_dim, frames, height, width, c.patch_t, c.patch_h, c.patch_w, st);
+  linear_bf16(*gemm_, static_cast<bf16*>(h_), static_cast<const bf16*>(patches_), w_->patch_weight.data<bf16>(),
+              w_->patch_bias.data<bf16>(), n, c.patch_features_in(), d, LinearEpilogue::Bias, st);
+  bf16_to_f32(x_, static_cast<const bf16*>(h_), n * d, st);
+
+  // Time embedding on the host (a few rows), uploaded once per call; head (shift, scale) = table + e.
+  std::vector<float> t_frames(static_cast<size_t>(grid_f)), e, e0;
+  for (int64_t f = 0; f < grid_f; ++f) t_frames[static_cast<size_t>(f)] = timesteps[static_cast<size_t>(f * c.patch_t)];
+  host_.time_embedding(t_frames, nullptr, &e, &e0);
+  host_staging_.assign(static_cast<size_t>(grid_f * 2 * d), 0.0f);
+  const float* head_table = host_.weights().head_modulation.data<float>();
+  for (int64_t f = 0; f < grid_f; ++f)
+    for (int64_t j = 0; j < 2; ++j)
+      for (int64_t i = 0; i < d; ++i)
+        host_staging_[static_cast<size_t>((f * 2 + j) * d + i)] = head_table[j * d + i] + e[static_cast<size_t>(f * d + i)];
+  FASTAR_CUDA_OK(cudaMemcpyAsync(e0_, e0.data(), e0.size() * 4, cudaMemcpyHostToDevice, st));
+  FASTAR_CUDA_OK(cudaMemcpyAsync(head_mod_, host_staging_.data(), host_staging_.size() * 4, cudaMemcpyHostToDevice, st));
+
+  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+    const DeviceWeights::Block& b = w_->blocks[static_cast<size_t>(layer)];
+    add_rows(mod_, b.modulation.data<float>(), e0_, grid_f, 6 * d, st);
+    const int64_t ms = 6 * d;
+
+    // Self-attention over [cache + chunk]: the chunk's K/V are written straight into the cache tail.
+    adaln_modulate(static_cast<bf16*>(h_), x_, mod_, mod_ + d, ms, grid_f, tpf, d, c.eps, st);
+    bf16* k_base = cache ? static_cast<bf16*>(cache->k(layer)) : static_cast<bf16*>(kc_);
+    bf16* v_base = cache ? static_cast<bf16*>(cache->v(layer)) : static_cast<bf16*>(vc_);
+    bf16* k_chunk = k_base + cached_tokens * d;
+    bf16* v_chunk = v_base + cached_tokens * d;
+    linear_bf16(*gemm_, static_cast<bf16*>(q_), static_cast<const bf16*>(h_), b.self_q.weight.data<bf16>(),
+                b.self_q.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);
+    linear_bf16(*gemm_, k_chunk, static_cast<const bf16*>(h_), b.self_k.weight.data<bf16>(), b.self_k.bias.data<bf16>(), n, d,
+                d, LinearEpilogue::Bias, st);
+    linear_bf16(*gemm_, v_chunk, static_cast<const bf16*>(h_), b.self_v.weight.data<bf16>(), b.self_v.bias.data<bf16>(), n, d,
+                d, LinearEpilogue::Bias, st);
+    rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.self_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
+    rmsnorm_rope(k_chunk, d, f32(b.self_norm_k), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
+    AttentionParams self = packed_attention_params(q_, k_base, v_base, attn_, n, cached_tokens + n, heads, hd);
+    FASTAR_CUDA_OK(attention_forward_bf16(self, st));
+    linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(attn_), b.self_o.weight.data<bf16>(),
+                b.self_o.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);
+    gated_residual_add(x_, static_cast<const bf16*>(y_), mod_ + 2 * d, ms, grid_f, tpf, d, st);
+
+    // Cross-attention to the prompt (cached K/V, no RoPE, no gate).
+    layernorm(static_cast<bf16*>(h_), x_, f32(b.cross_norm_weight), f32(b.cross_norm_bias), n, d, c.eps, st);
+    linear_bf16(*gemm_, static_cast<bf16*>(q_), static_cast<const bf16*>(h_), b.cross_q.weight.data<bf16>(),
+                b.cross_q.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);
+    if (c.qk_norm)
+      rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.cross_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, false, st);
+    AttentionParams cross = packed_attention_params(q_, cross_k_[static_cast<size_t>(layer)].raw_data(),
+                                                    cross_v_[static_cast<size_t>(layer)].raw_data(), attn_, n, prompt_rows_,
+                                                    heads, hd);
+    FASTAR_CUDA_OK(attention_forward_bf16(cross, st));
+    linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(attn_), b.cross_o.weight.data<bf16>(),
+                b.cross_o.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);
+    gated_residual_add(x_, static_cast<const bf16*>(y_), nullptr, 0, grid_f, tpf, d, st);
+
+    // FFN with GELU(tanh) fused into the first GEMM's epilogue.
+    adaln_modulate(static_cast<bf16*>(h_), x_, mod_ + 3 * d, mod_ + 4 * d, ms, grid_f, tpf, d, c.eps, st);
+    linear_bf16(*gemm_, static_cast<bf16*>(ffn_), static_cast<const bf16*>(h_), b.ffn_in.weight.data<bf16>(),
+                b.ffn_in.bias.data<bf16>(), n, d, c.ffn_dim, LinearEpilogue::BiasGeluTanh, st);
+    linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(ffn_), b.ffn_out.weight.data<bf16>(),
+                b.ffn_out.bias.data<bf16>(), n, c.ffn_dim, d, LinearEpilogue::Bias, st);
+    gated_residual_add(x_, static_cast<const bf16*>(y_), mod_ + 5 * d, ms, grid_f, tpf, d, st);
+  }
+
+  adaln_modulate(static_cast<bf16*>(h_), x_, head_mod_, head_mod_ + d, 2 * d, grid_f, tpf, d, c.eps, st);
+  linear_bf16(*gemm_, static_cast<bf16*>(patches_), static_cast<const bf16*>(h_), w_->head.weight.data<bf16>(),
+              w_->head.bias.data<bf16>(), n, d, c.patch_features_out(), LinearEpilogue::Bias, st);
+  unpatchify(v_out, static_cast<const bf16*>(patches_), c.out_dim, frames, height, width, c.patch_t, c.patch_h, c.patch_w, st);
+  if (cache && commit) cache->commit(grid_f, st);
+}
+
+}  // namespace fastar::cuda

@@ -1,0 +1,69 @@
+#include "fastar/rollout/cuda/self_forcing_cuda.h"
+
+#include "fastar/core/error.h"
+#include "fastar/kernels/cuda/device_memory.h"
+#include "fastar/kernels/cuda/ops.h"
+#include "fastar/rollout/noise.h"
+
+namespace fastar::cuda {
+
+namespace {
+void check(cudaError_t status, const char* what) {
+  FASTAR_CHECK(status == cudaSuccess, "CUDA error in " << what << ": " << cudaGetErrorString(status));
+}
+}  // namespace
+
+CudaSelfForcingRollout::CudaSelfForcingRollout(CudaWanModel& model, CudaKvCache& cache, RolloutConfig config)
+    : model_(model), cache_(cache), config_(std::move(config)) {
+  validate_rollout_config(model_.config(), config_);
+  timesteps_ = config_.schedule.timesteps();
+  const WanConfig& c = model_.config();
+  const int64_t bytes = c.in_dim * config_.schedule.frames_per_chunk * config_.latent_height * config_.latent_width * 4;
+  const std::string hint = "use a smaller --latent-size";
+  x_ = allocate_device(bytes, hint);
+  x0_ = allocate_device(bytes, hint);
+  v_ = allocate_device(bytes, hint);
+  noise_ = allocate_device(bytes, hint);
+  host_noise_.resize(static_cast<size_t>(bytes / 4));
+}
+
+Tensor CudaSelfForcingRollout::next_chunk(bool commit) {
+  const WanConfig& c = model_.config();
+  const int64_t frames = config_.schedule.frames_per_chunk;
+  const int64_t chunk = next_frame_ / frames;
+  const int64_t count = static_cast<int64_t>(host_noise_.size());
+  const double total = static_cast<double>(config_.schedule.num_train_timesteps);
+  cudaStream_t st = model_.stream();
+  auto* x = static_cast<float*>(x_->data());
+  auto* x0 = static_cast<float*>(x0_->data());
+  auto* v = static_cast<float*>(v_->data());
+  auto* noise = static_cast<float*>(noise_->data());
+
+  gaussian_noise(host_noise_.data(), count, config_.seed, rollout_noise_stream(chunk, 0));
+  check(cudaMemcpyAsync(x, host_noise_.data(), static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice, st), "upload noise");
+  for (size_t step = 0; step < timesteps_.size(); ++step) {
+    const std::vector<float> t(static_cast<size_t>(frames), timesteps_[step]);
+    model_.forward(v, x, frames, config_.latent_height, config_.latent_width, t, next_frame_, &cache_, false);
+    const float sigma = static_cast<float>(timesteps_[step] / total);
+    if (step + 1 < timesteps_.size()) {
+      check(cudaStreamSynchronize(st), "sync before noise upload");  // host_noise_ is reused
+      gaussian_noise(host_noise_.data(), count, config_.seed, rollout_noise_stream(chunk, static_cast<int64_t>(step) + 1));
+      check(cudaMemcpyAsync(noise, host_noise_.data(), static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice, st),
+            "upload noise");
+      flow_step(x, x0, v, noise, sigma, static_cast<float>(timesteps_[step + 1] / total), count, st);
+    } else {
+      flow_step(x, x0, v, nullptr, sigma, 0.0f, count, st);
+    }
+  }
+  if (commit) {
+    const std::vector<float> t(static_cast<size_t>(frames), config_.schedule.context_noise);
+    model_.forward(v, x0, frames, config_.latent_height, config_.latent_width, t, next_frame_, &cache_, true);
+  }
+  next_frame_ += frames;
+  Tensor out = Tensor::zeros({c.out_dim, frames, config_.latent_height, config_.latent_width});
+  check(cudaMemcpyAsync(out.raw_data(), x0, static_cast<size_t>(count) * 4, cudaMemcpyDeviceToHost, st), "download x0");
+  check(cudaStreamSynchronize(st), "rollout chunk");
+  return out;
+}
+
+}  // namespace fastar::cuda

@@ -1,0 +1,32 @@
+// The Self-Forcing chunkwise rollout on the GPU: the loop of rollout/self_forcing.h with the DiT,
+// the sampler update and the KV cache on the device. Noise comes from the same counter-based
+// generator keyed by (seed, chunk, step), so its frames can be compared with the CPU rollout's.
+#pragma once
+
+#include <memory>
+
+#include "fastar/model/cuda/wan_dit_cuda.h"
+#include "fastar/rollout/self_forcing.h"
+
+namespace fastar::cuda {
+
+class CudaSelfForcingRollout {
+ public:
+  // cache: dense or window cache sized for the run (see CudaKvCache).
+  CudaSelfForcingRollout(CudaWanModel& model, CudaKvCache& cache, RolloutConfig config);
+
+  // Next chunk's clean latent x₀ on the host, [out_dim, frames_per_chunk, H, W].
+  Tensor next_chunk(bool commit = true);
+  int64_t frames_generated() const { return next_frame_; }
+
+ private:
+  CudaWanModel& model_;
+  CudaKvCache& cache_;
+  RolloutConfig config_;
+  std::vector<float> timesteps_;
+  int64_t next_frame_ = 0;
+  std::shared_ptr<Storage> x_, x0_, v_, noise_;  // device fp32 [C, F, H, W]
+  std::vector<float> host_noise_;
+};
+
+}  // namespace fastar::cuda
