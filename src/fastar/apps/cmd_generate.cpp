@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "fastar/apps/args.h"
@@ -24,6 +25,13 @@
 
 namespace fastar::app {
 
+#ifdef FASTAR_HAVE_CUDA
+// The Self-Forcing rollout on the GPU; calls on_chunk(x0, kv bytes, kv frames) per chunk.
+void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config, bool window_policy,
+                      int64_t window, int64_t sink, int64_t chunks,
+                      const std::function<void(const Tensor&, int64_t, int64_t)>& on_chunk);
+#endif
+
 namespace {
 
 const std::vector<OptionSpec> kSpecs = {
@@ -43,7 +51,7 @@ const std::vector<OptionSpec> kSpecs = {
     {"out", "DIR|FILE.mp4", "output: a folder of PNG frames or an MP4 file", "out.mp4"},
     {"fps", "N", "frame rate of the MP4", "16"},
     {"threads", "N", "CPU threads", "all cores"},
-    {"device", "NAME", "cpu (the CUDA backend is not built yet)", "cpu"},
+    {"device", "NAME", "cpu | cuda (self-forcing schedule; bf16 on the GPU)", "cpu"},
 };
 
 Tensor load_prompt_embedding(const std::string& file, const WanConfig& config) {
@@ -92,8 +100,11 @@ int run_generate(int argc, char** argv) {
   FASTAR_CHECK(args.positional().empty(), "fastar generate: unexpected argument '" << args.positional()[0]
                                                                                  << "' (see fastar generate --help)");
   const std::string device = args.get("device", "cpu");
-  FASTAR_CHECK(device == "cpu", "fastar generate: --device " << device << " is not available: this build has only the CPU "
-                                                                          "backend (the CUDA backend is issue 4)");
+  FASTAR_CHECK(device == "cpu" || device == "cuda", "fastar generate: unknown --device '" << device << "'; choose cpu or cuda");
+#ifndef FASTAR_HAVE_CUDA
+  FASTAR_CHECK(device == "cpu", "fastar generate: --device cuda is not available: this build has no CUDA backend "
+                                "(install the CUDA toolkit and rebuild; CMake turns FASTAR_CUDA on when nvcc is found)");
+#endif
   if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.get_int("threads", 1, 1, 4096)));
 
   // Model.
@@ -183,25 +194,32 @@ int run_generate(int argc, char** argv) {
 
   ProgressBar progress(frames);
   int64_t written = 0;
-  auto write_chunk = [&](const Tensor& x0) {
+  auto write_chunk = [&](const Tensor& x0, int64_t kv_bytes, int64_t kv_frames) {
     for (int64_t f = 0; f < chunk_frames && written < frames; ++f, ++written) sink->write(latent_frame_to_rgb(x0, f));
     char extra[128];
-    std::snprintf(extra, sizeof extra, "kv %.1f MB (%lld frames/layer)", memory->bytes() / 1e6,
-                  static_cast<long long>(memory->cached_frames(0)));
+    std::snprintf(extra, sizeof extra, "kv %.1f MB (%lld frames/layer)", kv_bytes / 1e6, static_cast<long long>(kv_frames));
     progress.update(written, extra);
   };
   const Tensor* chunk_actions = config.action_dim > 0 ? &actions : nullptr;
-  if (rolling) {
+  if (device == "cuda") {
+#ifdef FASTAR_HAVE_CUDA
+    FASTAR_CHECK(!rolling && config.action_dim == 0,
+                 "fastar generate --device cuda runs the self-forcing schedule of text-only models for now; use --device cpu");
+    run_cuda_rollout(*model, prompt, rollout_config, policy == "window", args.get_int("window", 9, 0, INT64_MAX),
+                     args.get_int("sink", 3, 0, INT64_MAX), chunks, write_chunk);
+#endif
+  } else if (rolling) {
     RollingForcingRollout rollout(*model, *memory, prompt, rollout_config, chunks);
     while (!rollout.done()) {
       Tensor x0 = rollout.advance(chunk_actions);
-      if (x0.defined()) write_chunk(x0);
+      if (x0.defined()) write_chunk(x0, memory->bytes(), memory->cached_frames(0));
     }
   } else {
     SelfForcingRollout rollout(*model, *memory, prompt, rollout_config);
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       // The last chunk's clean pass would only fill memory nothing reads: skip it.
-      write_chunk(rollout.next_chunk(chunk_actions, /*commit=*/chunk + 1 < chunks));
+      Tensor x0 = rollout.next_chunk(chunk_actions, /*commit=*/chunk + 1 < chunks);
+      write_chunk(x0, memory->bytes(), memory->cached_frames(0));
     }
   }
   progress.finish();

@@ -13,6 +13,14 @@ void check(cudaError_t status, const char* what) {
 }
 }  // namespace
 
+std::string describe_cuda_device() {
+  FASTAR_CHECK(device_count() > 0, "--device cuda: no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES), "
+                                   "or use --device cpu");
+  int index = 0;
+  cudaGetDevice(&index);
+  return device_description(index);
+}
+
 CudaSelfForcingRollout::CudaSelfForcingRollout(CudaWanModel& model, CudaKvCache& cache, RolloutConfig config)
     : model_(model), cache_(cache), config_(std::move(config)) {
   validate_rollout_config(model_.config(), config_);

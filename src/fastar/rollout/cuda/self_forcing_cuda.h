@@ -4,11 +4,16 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "fastar/model/cuda/wan_dit_cuda.h"
 #include "fastar/rollout/self_forcing.h"
 
 namespace fastar::cuda {
+
+// The CUDA device fastar will run on, as one line ("NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB");
+// throws fastar::Error when no device is visible.
+std::string describe_cuda_device();
 
 class CudaSelfForcingRollout {
  public:
