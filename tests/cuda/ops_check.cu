@@ -28,6 +28,7 @@
 #include "fastar/kernels/cpu/ops.h"
 #include "fastar/kernels/cuda/gemm.h"
 #include "fastar/kernels/cuda/ops.h"
+#include "fastar/kernels/cuda/small_rows_linear.h"
 
 namespace {
 
@@ -432,6 +433,37 @@ void check_gemm(fastar::cuda::Gemm& gemm) {
   }
 }
 
+// small_rows_linear: fp32 rows against cpu::linear_forward with the weights rounded to bf16; both
+// accumulate in fp32 over in_features terms, so the tolerance is fp32-sized, not bf16-sized.
+void check_small_rows_linear() {
+  struct Shape {
+    int64_t rows, in, out;
+    bool bias, accumulate;
+  };
+  const Shape shapes[] = {{3, 256, 1536, true, false}, {1, 1536, 9216, true, false}, {7, 33, 5, false, false},
+                          {16, 1536, 1536, true, true}, {4, 5, 70, true, true}};
+  for (const Shape& s : shapes) {
+    const std::string name = fmt("small_rows_linear (%lld, %lld->%lld)%s%s", (long long)s.rows, (long long)s.in,
+                                 (long long)s.out, s.bias ? " bias" : "", s.accumulate ? " accumulate" : "");
+    run_case(name, [&] {
+      const auto in = random_vec(s.rows * s.in);
+      const auto w = random_vec(s.out * s.in, 0.0f, 1.0f / std::sqrt(static_cast<float>(s.in)), true);
+      const auto b = random_vec(s.out, 0.0f, 0.5f, true);
+      const auto start = random_vec(s.rows * s.out);
+      std::vector<float> ref(s.rows * s.out);
+      fastar::cpu::linear_forward(ref.data(), in.data(), w.data(), s.bias ? b.data() : nullptr, s.rows, s.in, s.out);
+      if (s.accumulate)
+        for (size_t i = 0; i < ref.size(); ++i) ref[i] += start[i];
+      DeviceBuffer<float> din(in), dout(s.accumulate ? start : std::vector<float>(ref.size(), NAN));
+      DeviceBuffer<__nv_bfloat16> dw(to_bf16(w)), db(to_bf16(b));
+      fastar::cuda::small_rows_linear(dout.ptr, din.ptr, dw.ptr, s.bias ? db.ptr : nullptr, s.rows, s.in, s.out,
+                                      s.accumulate, nullptr);
+      CHECK_CUDA(cudaDeviceSynchronize());
+      compare(name, dout.download(), ref, 1e-5f);
+    });
+  }
+}
+
 // ---- benchmark -------------------------------------------------------------------------------------
 
 __global__ void fill_kernel(__nv_bfloat16* p, int64_t n, uint32_t seed, float amp) {
@@ -505,6 +537,7 @@ int main(int argc, char** argv) {
   check_gated_residual_add();
   check_elementwise();
   check_patchify();
+  check_small_rows_linear();
   {
     fastar::cuda::Gemm gemm;
     check_gemm(gemm);

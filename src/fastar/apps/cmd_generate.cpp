@@ -29,6 +29,7 @@ namespace fastar::app {
 // The Self-Forcing rollout on the GPU; calls on_chunk(x0, kv bytes, kv frames) per chunk.
 void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config, bool window_policy,
                       int64_t window, int64_t sink, int64_t chunks,
+                      const std::function<const Tensor*(int64_t chunk)>& chunk_actions,
                       const std::function<void(const Tensor&, int64_t, int64_t)>& on_chunk);
 #endif
 
@@ -203,10 +204,9 @@ int run_generate(int argc, char** argv) {
   const Tensor* chunk_actions = config.action_dim > 0 ? &actions : nullptr;
   if (device == "cuda") {
 #ifdef FASTAR_HAVE_CUDA
-    FASTAR_CHECK(!rolling && config.action_dim == 0,
-                 "fastar generate --device cuda runs the self-forcing schedule of text-only models for now; use --device cpu");
+    FASTAR_CHECK(!rolling, "fastar generate --device cuda runs the self-forcing schedule for now; use --device cpu");
     run_cuda_rollout(*model, prompt, rollout_config, policy == "window", args.get_int("window", 9, 0, INT64_MAX),
-                     args.get_int("sink", 3, 0, INT64_MAX), chunks, write_chunk);
+                     args.get_int("sink", 3, 0, INT64_MAX), chunks, [&](int64_t) { return chunk_actions; }, write_chunk);
 #endif
   } else if (rolling) {
     RollingForcingRollout rollout(*model, *memory, prompt, rollout_config, chunks);

@@ -11,6 +11,7 @@ namespace fastar::app {
 
 void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config, bool window_policy,
                       int64_t window, int64_t sink, int64_t chunks,
+                      const std::function<const Tensor*(int64_t chunk)>& chunk_actions,
                       const std::function<void(const Tensor&, int64_t, int64_t)>& on_chunk) {
   std::fprintf(stderr, "device: %s\n", cuda::describe_cuda_device().c_str());
   const WanConfig& c = model.config();
@@ -27,7 +28,7 @@ void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const Roll
     cuda::CudaKvCache cache(c.num_layers, c.dim, tpf, capacity, window_policy ? window : -1, window_policy ? sink : 0);
     cuda::CudaSelfForcingRollout rollout(gpu, cache, config);
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
-      on_chunk(rollout.next_chunk(/*commit=*/chunk + 1 < chunks), cache.bytes(), cache.frames());
+      on_chunk(rollout.next_chunk(/*commit=*/chunk + 1 < chunks, chunk_actions(chunk)), cache.bytes(), cache.frames());
   }
   cudaStreamDestroy(stream);
 }

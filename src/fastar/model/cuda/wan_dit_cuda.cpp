@@ -3,12 +3,15 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "fastar/core/error.h"
 #include "fastar/kernels/cuda/device_memory.h"
 #include "fastar/kernels/cuda/flash_attention.h"
 #include "fastar/kernels/cuda/gemm.h"
 #include "fastar/kernels/cuda/ops.h"
+#include "fastar/kernels/cuda/small_rows_linear.h"
 
 #define FASTAR_CUDA_OK(call)                                                                          \
   do {                                                                                                \
@@ -56,6 +59,8 @@ struct CudaWanModel::DeviceWeights {
   };
   std::vector<Block> blocks;
   DeviceLinear head;
+  DeviceLinear time_in, time_out, time_projection, action_in, action_out;
+  Tensor head_modulation;  // fp32 [2·dim]: shift row, scale row
 };
 
 // ---- KV cache ----------------------------------------------------------------------------------
@@ -134,13 +139,22 @@ CudaWanModel::CudaWanModel(const WanModel& host, int64_t max_tokens, cudaStream_
     w_->blocks.push_back(std::move(d));
   }
   w_->head = upload_linear(hw.head);
+  w_->time_in = upload_linear(hw.time_in);
+  w_->time_out = upload_linear(hw.time_out);
+  w_->time_projection = upload_linear(hw.time_projection);
+  if (c.action_dim > 0) {
+    w_->action_in = upload_linear(hw.action_in);
+    w_->action_out = upload_linear(hw.action_out);
+  }
+  w_->head_modulation = upload(hw.head_modulation.reshape({2 * c.dim}), DType::F32);
 
   auto alloc = [&](int64_t bytes) {
     buffers_.push_back(allocate_device(std::max<int64_t>(bytes, 256), kMemoryHint));
     return buffers_.back()->data();
   };
   const int64_t n = max_tokens, d = c.dim;
-  const int64_t max_frames = n;  // at most one token per frame
+  const int64_t max_frames = std::min<int64_t>(n, kSmallRowsMax);  // token-frames per call (the embedding MLPs' rows)
+  max_frames_ = max_frames;
   x_ = static_cast<float*>(alloc(n * d * 4));
   h_ = alloc(n * d * 2);
   q_ = alloc(n * d * 2);
@@ -150,13 +164,23 @@ CudaWanModel::CudaWanModel(const WanModel& host, int64_t max_tokens, cudaStream_
   y_ = alloc(n * d * 2);
   ffn_ = alloc(n * c.ffn_dim * 2);
   patches_ = alloc(n * std::max(c.patch_features_in(), c.patch_features_out()) * 2);
+  t_ = static_cast<float*>(alloc(max_frames * 4));
+  actions_ = static_cast<float*>(alloc(max_frames * std::max<int64_t>(c.action_dim, 1) * 4));
+  sinusoid_ = static_cast<float*>(alloc(max_frames * c.freq_dim * 4));
+  hidden_ = static_cast<float*>(alloc(max_frames * d * 4));
   e_ = static_cast<float*>(alloc(max_frames * d * 4));
+  e_act_ = static_cast<float*>(alloc(max_frames * d * 4));
   e0_ = static_cast<float*>(alloc(max_frames * 6 * d * 4));
   mod_ = static_cast<float*>(alloc(max_frames * 6 * d * 4));
   head_mod_ = static_cast<float*>(alloc(max_frames * 2 * d * 4));
+  const char* graphs = std::getenv("FASTAR_CUDA_GRAPHS");
+  graphs_enabled_ = !(graphs && std::strcmp(graphs, "0") == 0);
 }
 
-CudaWanModel::~CudaWanModel() = default;
+CudaWanModel::~CudaWanModel() {
+  if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+  for (auto& [stage, event] : profile_events_) cudaEventDestroy(event);
+}
 
 void CudaWanModel::set_prompt(const WanPrompt& prompt) {
   FASTAR_CHECK(static_cast<int64_t>(prompt.cross_k.size()) == config().num_layers, "prompt was prepared for another model");
@@ -167,45 +191,170 @@ void CudaWanModel::set_prompt(const WanPrompt& prompt) {
     cross_v_.push_back(upload(prompt.cross_v[layer], DType::BF16));
   }
   prompt_rows_ = prompt.rows;
+  graph_key_uses_ = 0;  // a captured graph points at the old prompt's buffers
 }
 
 void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, int64_t height, int64_t width,
-                           const std::vector<float>& timesteps, int64_t frame_start, CudaKvCache* cache, bool commit) {
+                           const std::vector<float>& timesteps, int64_t frame_start, CudaKvCache* cache, bool commit,
+                           const Tensor* actions) {
   const WanConfig& c = config();
   FASTAR_CHECK(!cross_k_.empty(), "CudaWanModel::forward before set_prompt");
   FASTAR_CHECK(frames % c.patch_t == 0 && height % c.patch_h == 0 && width % c.patch_w == 0,
                "latent size not divisible by the patch size");
   FASTAR_CHECK(static_cast<int64_t>(timesteps.size()) == frames, "one timestep per latent frame");
   const int64_t grid_f = frames / c.patch_t, grid_h = height / c.patch_h, grid_w = width / c.patch_w;
-  const int64_t tpf = grid_h * grid_w, n = grid_f * tpf, d = c.dim, hd = c.head_dim(), heads = c.num_heads;
+  const int64_t tpf = grid_h * grid_w, n = grid_f * tpf;
   FASTAR_CHECK(n <= max_tokens_, "chunk of " << n << " tokens exceeds the " << max_tokens_ << " the GPU buffers were sized for");
-  const int64_t fs = frame_start / c.patch_t;
-  cudaStream_t st = stream_;
-  const int64_t cached_tokens = cache ? cache->tokens() : 0;
+  FASTAR_CHECK(grid_f <= max_frames_, "chunk of " << grid_f << " token-frames; the GPU path takes at most " << max_frames_);
   if (cache) {
     FASTAR_CHECK(cache->tokens_per_frame() == tpf, "kv cache was made for another frame size");
     FASTAR_CHECK(cache->frames() + grid_f <= cache->capacity_frames(),
                  "the GPU KV cache holds " << cache->capacity_frames() << " frames and is full; " << kMemoryHint);
   }
+  cudaStream_t st = stream_;
+
+  // Per-call inputs (outside any graph): the token-frames' timesteps, and actions.
+  host_staging_.assign(static_cast<size_t>(grid_f), 0.0f);
+  for (int64_t f = 0; f < grid_f; ++f) host_staging_[static_cast<size_t>(f)] = timesteps[static_cast<size_t>(f * c.patch_t)];
+  FASTAR_CUDA_OK(cudaMemcpyAsync(t_, host_staging_.data(), static_cast<size_t>(grid_f) * 4, cudaMemcpyHostToDevice, st));
+  if (c.action_dim > 0) {
+    FASTAR_CHECK(actions && actions->dim() == 2 && actions->size(0) == frames && actions->size(1) == c.action_dim,
+                 "this model takes per-frame actions [" << frames << ", " << c.action_dim << "]");
+    const Tensor act = actions->to_f32();
+    std::vector<float> rows(static_cast<size_t>(grid_f * c.action_dim));
+    for (int64_t f = 0; f < grid_f; ++f)
+      std::memcpy(&rows[static_cast<size_t>(f * c.action_dim)], act.data<float>() + f * c.patch_t * c.action_dim,
+                  static_cast<size_t>(c.action_dim) * 4);
+    FASTAR_CUDA_OK(cudaMemcpyAsync(actions_, rows.data(), rows.size() * 4, cudaMemcpyHostToDevice, st));
+  }
+
+  if (profiling_) {  // eager, with an event after each stage
+    forward_body(v_out, latent, frames, height, width, frame_start, cache);
+    if (cache && commit) cache->commit(grid_f, st);
+    return;
+  }
+  const GraphKey key{frames, height, width, frame_start, cache ? cache->tokens() : 0, v_out, latent,
+                     cache ? cache->k(0) : nullptr};
+  if (!graphs_enabled_) {
+    forward_body(v_out, latent, frames, height, width, frame_start, cache);
+  } else {
+    if (!(key == graph_key_) || graph_key_uses_ == 0) {
+      graph_key_ = key;
+      graph_key_uses_ = 0;
+    }
+    if (graph_key_uses_ == 0) {
+      // First forward of this shape: eager (creates the cuBLASLt plans and loads the kernels).
+      forward_body(v_out, latent, frames, height, width, frame_start, cache);
+    } else {
+      if (graph_key_uses_ == 1) {
+        cudaGraph_t graph = nullptr;
+        FASTAR_CUDA_OK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+        try {
+          forward_body(v_out, latent, frames, height, width, frame_start, cache);
+        } catch (...) {
+          cudaStreamEndCapture(st, &graph);
+          if (graph) cudaGraphDestroy(graph);
+          throw;
+        }
+        FASTAR_CUDA_OK(cudaStreamEndCapture(st, &graph));
+        bool updated = false;
+        if (graph_exec_) {
+          cudaGraphExecUpdateResultInfo info{};
+          updated = cudaGraphExecUpdate(graph_exec_, graph, &info) == cudaSuccess;
+          if (!updated) {
+            cudaGetLastError();
+            cudaGraphExecDestroy(graph_exec_);
+            graph_exec_ = nullptr;
+          }
+        }
+        if (!updated) {
+          const cudaError_t status = cudaGraphInstantiate(&graph_exec_, graph, 0);
+          cudaGraphDestroy(graph);
+          FASTAR_CUDA_OK(status);
+        } else {
+          cudaGraphDestroy(graph);
+        }
+      }
+      FASTAR_CUDA_OK(cudaGraphLaunch(graph_exec_, st));
+      ++graph_replays_;
+    }
+    ++graph_key_uses_;
+  }
+  if (cache && commit) cache->commit(grid_f, st);
+}
+
+void CudaWanModel::set_profiling(bool on) {
+  profiling_ = on;
+  graph_key_uses_ = 0;
+}
+
+std::vector<std::pair<std::string, double>> CudaWanModel::take_profile() {
+  std::vector<std::pair<std::string, double>> stages;
+  FASTAR_CUDA_OK(cudaStreamSynchronize(stream_));
+  for (size_t i = 1; i < profile_events_.size(); ++i) {
+    float ms = 0;
+    if (profile_events_[i].first.empty()) continue;  // the start of the next forward
+    FASTAR_CUDA_OK(cudaEventElapsedTime(&ms, profile_events_[i - 1].second, profile_events_[i].second));
+    auto it = std::find_if(stages.begin(), stages.end(), [&](const auto& s) { return s.first == profile_events_[i].first; });
+    if (it == stages.end()) stages.emplace_back(profile_events_[i].first, ms);
+    else it->second += ms;
+  }
+  for (auto& [stage, event] : profile_events_) cudaEventDestroy(event);
+  profile_events_.clear();
+  return stages;
+}
+
+void CudaWanModel::time_embedding(int64_t grid_f) {
+  // e = MLP(sinusoid(t)) (+ action MLP); e0 = Linear(SiLU(e)); head (shift, scale) = table + e.
+  const WanConfig& c = config();
+  const int64_t d = c.dim;
+  cudaStream_t st = stream_;
+  const DeviceWeights& w = *w_;
+  timestep_mlp_input(sinusoid_, t_, grid_f, c.freq_dim, st);
+  small_rows_linear(hidden_, sinusoid_, w.time_in.weight.data<bf16>(), w.time_in.bias.data<bf16>(), grid_f, c.freq_dim, d,
+                    false, st);
+  silu(hidden_, grid_f * d, st);
+  small_rows_linear(e_, hidden_, w.time_out.weight.data<bf16>(), w.time_out.bias.data<bf16>(), grid_f, d, d, false, st);
+  if (c.action_dim > 0) {
+    small_rows_linear(hidden_, actions_, w.action_in.weight.data<bf16>(), w.action_in.bias.data<bf16>(), grid_f,
+                      c.action_dim, d, false, st);
+    silu(hidden_, grid_f * d, st);
+    small_rows_linear(e_, hidden_, w.action_out.weight.data<bf16>(), w.action_out.bias.data<bf16>(), grid_f, d, d, true, st);
+  }
+  FASTAR_CUDA_OK(cudaMemcpyAsync(e_act_, e_, static_cast<size_t>(grid_f * d) * 4, cudaMemcpyDeviceToDevice, st));
+  silu(e_act_, grid_f * d, st);
+  small_rows_linear(e0_, e_act_, w.time_projection.weight.data<bf16>(), w.time_projection.bias.data<bf16>(), grid_f, d,
+                    6 * d, false, st);
+  add_rows(head_mod_, w.head_modulation.data<float>(), e_, grid_f, d, st);
+  add_rows(head_mod_ + grid_f * d, w.head_modulation.data<float>() + d, e_, grid_f, d, st);
+}
+
+void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frames, int64_t height, int64_t width,
+                                int64_t frame_start, CudaKvCache* cache) {
+  const WanConfig& c = config();
+  const int64_t grid_f = frames / c.patch_t, grid_h = height / c.patch_h, grid_w = width / c.patch_w;
+  const int64_t tpf = grid_h * grid_w, n = grid_f * tpf, d = c.dim, hd = c.head_dim(), heads = c.num_heads;
+  const int64_t fs = frame_start / c.patch_t;
+  cudaStream_t st = stream_;
+  const int64_t cached_tokens = cache ? cache->tokens() : 0;
+  // Profiling (off unless set_profiling(true)): an event after each stage; stage time = gap to the previous event.
+  auto mark = [&](const char* stage) {
+    if (!profiling_) return;
+    cudaEvent_t event;
+    FASTAR_CUDA_OK(cudaEventCreate(&event));
+    FASTAR_CUDA_OK(cudaEventRecord(event, st));
+    profile_events_.emplace_back(stage, event);
+  };
+  mark("");
 
   // Patch embedding -> residual stream x (fp32).
   patchify(static_cast<bf16*>(patches_), latent, c.in_dim, frames, height, width, c.patch_t, c.patch_h, c.patch_w, st);
   linear_bf16(*gemm_, static_cast<bf16*>(h_), static_cast<const bf16*>(patches_), w_->patch_weight.data<bf16>(),
               w_->patch_bias.data<bf16>(), n, c.patch_features_in(), d, LinearEpilogue::Bias, st);
   bf16_to_f32(x_, static_cast<const bf16*>(h_), n * d, st);
-
-  // Time embedding on the host (a few rows), uploaded once per call; head (shift, scale) = table + e.
-  std::vector<float> t_frames(static_cast<size_t>(grid_f)), e, e0;
-  for (int64_t f = 0; f < grid_f; ++f) t_frames[static_cast<size_t>(f)] = timesteps[static_cast<size_t>(f * c.patch_t)];
-  host_.time_embedding(t_frames, nullptr, &e, &e0);
-  host_staging_.assign(static_cast<size_t>(grid_f * 2 * d), 0.0f);
-  const float* head_table = host_.weights().head_modulation.data<float>();
-  for (int64_t f = 0; f < grid_f; ++f)
-    for (int64_t j = 0; j < 2; ++j)
-      for (int64_t i = 0; i < d; ++i)
-        host_staging_[static_cast<size_t>((f * 2 + j) * d + i)] = head_table[j * d + i] + e[static_cast<size_t>(f * d + i)];
-  FASTAR_CUDA_OK(cudaMemcpyAsync(e0_, e0.data(), e0.size() * 4, cudaMemcpyHostToDevice, st));
-  FASTAR_CUDA_OK(cudaMemcpyAsync(head_mod_, host_staging_.data(), host_staging_.size() * 4, cudaMemcpyHostToDevice, st));
+  mark("patch embedding");
+  time_embedding(grid_f);
+  mark("time embedding");
 
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
     const DeviceWeights::Block& b = w_->blocks[static_cast<size_t>(layer)];
@@ -214,6 +363,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
 
     // Self-attention over [cache + chunk]: the chunk's K/V are written straight into the cache tail.
     adaln_modulate(static_cast<bf16*>(h_), x_, mod_, mod_ + d, ms, grid_f, tpf, d, c.eps, st);
+    mark("norms + modulation");
     bf16* k_base = cache ? static_cast<bf16*>(cache->k(layer)) : static_cast<bf16*>(kc_);
     bf16* v_base = cache ? static_cast<bf16*>(cache->v(layer)) : static_cast<bf16*>(vc_);
     bf16* k_chunk = k_base + cached_tokens * d;
@@ -224,42 +374,56 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
                 d, LinearEpilogue::Bias, st);
     linear_bf16(*gemm_, v_chunk, static_cast<const bf16*>(h_), b.self_v.weight.data<bf16>(), b.self_v.bias.data<bf16>(), n, d,
                 d, LinearEpilogue::Bias, st);
+    mark("self q/k/v GEMMs");
     rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.self_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
     rmsnorm_rope(k_chunk, d, f32(b.self_norm_k), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
+    mark("q/k RMSNorm + RoPE");
     AttentionParams self = packed_attention_params(q_, k_base, v_base, attn_, n, cached_tokens + n, heads, hd);
     FASTAR_CUDA_OK(attention_forward_bf16(self, st));
+    mark("self-attention");
     linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(attn_), b.self_o.weight.data<bf16>(),
                 b.self_o.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);
+    mark("self o GEMM");
     gated_residual_add(x_, static_cast<const bf16*>(y_), mod_ + 2 * d, ms, grid_f, tpf, d, st);
+    mark("residual adds");
 
     // Cross-attention to the prompt (cached K/V, no RoPE, no gate).
     layernorm(static_cast<bf16*>(h_), x_, f32(b.cross_norm_weight), f32(b.cross_norm_bias), n, d, c.eps, st);
+    mark("norms + modulation");
     linear_bf16(*gemm_, static_cast<bf16*>(q_), static_cast<const bf16*>(h_), b.cross_q.weight.data<bf16>(),
                 b.cross_q.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);
     if (c.qk_norm)
       rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.cross_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, false, st);
+    mark("cross q GEMM + norm");
     AttentionParams cross = packed_attention_params(q_, cross_k_[static_cast<size_t>(layer)].raw_data(),
                                                     cross_v_[static_cast<size_t>(layer)].raw_data(), attn_, n, prompt_rows_,
                                                     heads, hd);
     FASTAR_CUDA_OK(attention_forward_bf16(cross, st));
+    mark("cross-attention");
     linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(attn_), b.cross_o.weight.data<bf16>(),
                 b.cross_o.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);
+    mark("cross o GEMM");
     gated_residual_add(x_, static_cast<const bf16*>(y_), nullptr, 0, grid_f, tpf, d, st);
+    mark("residual adds");
 
     // FFN with GELU(tanh) fused into the first GEMM's epilogue.
     adaln_modulate(static_cast<bf16*>(h_), x_, mod_ + 3 * d, mod_ + 4 * d, ms, grid_f, tpf, d, c.eps, st);
+    mark("norms + modulation");
     linear_bf16(*gemm_, static_cast<bf16*>(ffn_), static_cast<const bf16*>(h_), b.ffn_in.weight.data<bf16>(),
                 b.ffn_in.bias.data<bf16>(), n, d, c.ffn_dim, LinearEpilogue::BiasGeluTanh, st);
+    mark("FFN in GEMM + GELU");
     linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(ffn_), b.ffn_out.weight.data<bf16>(),
                 b.ffn_out.bias.data<bf16>(), n, c.ffn_dim, d, LinearEpilogue::Bias, st);
+    mark("FFN out GEMM");
     gated_residual_add(x_, static_cast<const bf16*>(y_), mod_ + 5 * d, ms, grid_f, tpf, d, st);
+    mark("residual adds");
   }
 
-  adaln_modulate(static_cast<bf16*>(h_), x_, head_mod_, head_mod_ + d, 2 * d, grid_f, tpf, d, c.eps, st);
+  adaln_modulate(static_cast<bf16*>(h_), x_, head_mod_, head_mod_ + grid_f * d, d, grid_f, tpf, d, c.eps, st);
   linear_bf16(*gemm_, static_cast<bf16*>(patches_), static_cast<const bf16*>(h_), w_->head.weight.data<bf16>(),
               w_->head.bias.data<bf16>(), n, d, c.patch_features_out(), LinearEpilogue::Bias, st);
   unpatchify(v_out, static_cast<const bf16*>(patches_), c.out_dim, frames, height, width, c.patch_t, c.patch_h, c.patch_w, st);
-  if (cache && commit) cache->commit(grid_f, st);
+  mark("head");
 }
 
 }  // namespace fastar::cuda

@@ -35,7 +35,7 @@ CudaSelfForcingRollout::CudaSelfForcingRollout(CudaWanModel& model, CudaKvCache&
   host_noise_.resize(static_cast<size_t>(bytes / 4));
 }
 
-Tensor CudaSelfForcingRollout::next_chunk(bool commit) {
+Tensor CudaSelfForcingRollout::next_chunk(bool commit, const Tensor* actions) {
   const WanConfig& c = model_.config();
   const int64_t frames = config_.schedule.frames_per_chunk;
   const int64_t chunk = next_frame_ / frames;
@@ -51,7 +51,7 @@ Tensor CudaSelfForcingRollout::next_chunk(bool commit) {
   check(cudaMemcpyAsync(x, host_noise_.data(), static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice, st), "upload noise");
   for (size_t step = 0; step < timesteps_.size(); ++step) {
     const std::vector<float> t(static_cast<size_t>(frames), timesteps_[step]);
-    model_.forward(v, x, frames, config_.latent_height, config_.latent_width, t, next_frame_, &cache_, false);
+    model_.forward(v, x, frames, config_.latent_height, config_.latent_width, t, next_frame_, &cache_, false, actions);
     const float sigma = static_cast<float>(timesteps_[step] / total);
     if (step + 1 < timesteps_.size()) {
       check(cudaStreamSynchronize(st), "sync before noise upload");  // host_noise_ is reused
@@ -65,7 +65,7 @@ Tensor CudaSelfForcingRollout::next_chunk(bool commit) {
   }
   if (commit) {
     const std::vector<float> t(static_cast<size_t>(frames), config_.schedule.context_noise);
-    model_.forward(v, x0, frames, config_.latent_height, config_.latent_width, t, next_frame_, &cache_, true);
+    model_.forward(v, x0, frames, config_.latent_height, config_.latent_width, t, next_frame_, &cache_, true, actions);
   }
   next_frame_ += frames;
   Tensor out = Tensor::zeros({c.out_dim, frames, config_.latent_height, config_.latent_width});

@@ -20,8 +20,9 @@ class CudaSelfForcingRollout {
   // cache: dense or window cache sized for the run (see CudaKvCache).
   CudaSelfForcingRollout(CudaWanModel& model, CudaKvCache& cache, RolloutConfig config);
 
-  // Next chunk's clean latent x₀ on the host, [out_dim, frames_per_chunk, H, W].
-  Tensor next_chunk(bool commit = true);
+  // Next chunk's clean latent x₀ on the host, [out_dim, frames_per_chunk, H, W]. actions: the
+  // chunk's per-frame actions [frames_per_chunk, action_dim] for models with action_dim > 0.
+  Tensor next_chunk(bool commit = true, const Tensor* actions = nullptr);
   int64_t frames_generated() const { return next_frame_; }
 
  private:
