@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "fastar/attention/cuda/kv_cache_cuda.h"
 #include "fastar/attention/kv_policies.h"
 #include "fastar/core/safetensors.h"
 #include "fastar/kernels/cuda/device_memory.h"
@@ -99,7 +100,7 @@ int check(const std::string& root) {
     SelfForcingRollout cpu(model, *memory, prompt, rc);
     cuda::CudaWanModel gpu(model, 3 * tpf, stream);
     gpu.set_prompt(prompt);
-    cuda::CudaKvCache cache(c.num_layers, c.dim, tpf, policy == 0 ? chunks * 3 : 3 + 3 + 3, policy == 0 ? -1 : 3, 3);
+    cuda::CudaKvCache cache(c.num_layers, c.num_heads, c.head_dim(), tpf, policy == 0 ? chunks * 3 : 3 + 3 + 3, policy == 0 ? -1 : 3, 3);
     cuda::CudaSelfForcingRollout rollout(gpu, cache, rc);
     for (int chunk = 0; chunk < chunks; ++chunk) {
       Tensor a = cpu.next_chunk(), b = rollout.next_chunk();
@@ -131,7 +132,7 @@ int check(const std::string& root) {
     SelfForcingRollout cpu(action_model, memory, prompt, rc);
     cuda::CudaWanModel gpu(action_model, 3 * tpf, stream);
     gpu.set_prompt(prompt);
-    cuda::CudaKvCache cache(ac.num_layers, ac.dim, tpf, 9);
+    cuda::CudaKvCache cache(ac.num_layers, ac.num_heads, ac.head_dim(), tpf, 9);
     cuda::CudaSelfForcingRollout rollout(gpu, cache, rc);
     for (int chunk = 0; chunk < 3; ++chunk) {
       Tensor actions = Tensor::zeros({3, 5});
@@ -166,7 +167,7 @@ int bench(const std::string& root) {
   cudaEventCreate(&stop);
   std::vector<std::pair<int64_t, std::vector<std::pair<std::string, double>>>> profiles;
   for (int64_t depth : {0, 21, 60, 120}) {
-    cuda::CudaKvCache cache(c.num_layers, c.dim, tpf, depth + frames);
+    cuda::CudaKvCache cache(c.num_layers, c.num_heads, c.head_dim(), tpf, depth + frames);
     const std::vector<float> clean(3, 0.0f), noisy(3, 937.5f);
     for (int64_t f = 0; f < depth; f += frames)
       gpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, clean, f, &cache, true);

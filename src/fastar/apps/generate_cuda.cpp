@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "fastar/core/error.h"
+#include "fastar/attention/cuda/kv_cache_cuda.h"
 #include "fastar/rollout/cuda/self_forcing_cuda.h"
 
 namespace fastar::app {
@@ -25,7 +26,8 @@ void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const Roll
     // Preallocated: dense holds every frame of the run (the chunk being denoised is staged behind
     // the committed ones); the window holds sink + window + the chunk being written.
     const int64_t capacity = window_policy ? sink + window + chunk_frames : chunks * chunk_frames;
-    cuda::CudaKvCache cache(c.num_layers, c.dim, tpf, capacity, window_policy ? window : -1, window_policy ? sink : 0);
+    cuda::CudaKvCache cache(c.num_layers, c.num_heads, c.head_dim(), tpf, capacity, window_policy ? window : -1,
+                            window_policy ? sink : 0);
     cuda::CudaSelfForcingRollout rollout(gpu, cache, config);
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
       on_chunk(rollout.next_chunk(/*commit=*/chunk + 1 < chunks, chunk_actions(chunk)), cache.bytes(), cache.frames());

@@ -63,47 +63,6 @@ struct CudaWanModel::DeviceWeights {
   Tensor head_modulation;  // fp32 [2·dim]: shift row, scale row
 };
 
-// ---- KV cache ----------------------------------------------------------------------------------
-
-CudaKvCache::CudaKvCache(int64_t layers, int64_t dim, int64_t tokens_per_frame, int64_t capacity_frames, int64_t window,
-                         int64_t sink)
-    : layers_(layers), dim_(dim), tokens_per_frame_(tokens_per_frame), capacity_frames_(capacity_frames),
-      window_(window), sink_(sink) {
-  const int64_t layer_bytes = capacity_frames * tokens_per_frame * dim * 2;
-  k_ = allocate_device(layers * layer_bytes, kMemoryHint);
-  v_ = allocate_device(layers * layer_bytes, kMemoryHint);
-  if (window >= 0) scratch_ = allocate_device(layer_bytes, kMemoryHint);
-}
-
-int64_t CudaKvCache::bytes() const { return 2 * layers_ * frames_ * tokens_per_frame_ * dim_ * 2; }
-
-void* CudaKvCache::k(int64_t layer) const {
-  return static_cast<char*>(k_->data()) + layer * capacity_frames_ * tokens_per_frame_ * dim_ * 2;
-}
-void* CudaKvCache::v(int64_t layer) const {
-  return static_cast<char*>(v_->data()) + layer * capacity_frames_ * tokens_per_frame_ * dim_ * 2;
-}
-
-void CudaKvCache::commit(int64_t frames, cudaStream_t stream) {
-  frames_ += frames;
-  FASTAR_ASSERT(frames_ <= capacity_frames_, "kv cache overflow");
-  if (window_ < 0 || frames_ <= sink_ + window_) return;
-  // Drop the oldest non-sink frames: move [sink + excess, frames) down to [sink, ...).
-  const int64_t excess = frames_ - (sink_ + window_);
-  const int64_t frame_bytes = tokens_per_frame_ * dim_ * 2;
-  const int64_t keep_bytes = window_ * frame_bytes;
-  for (int64_t layer = 0; layer < layers_; ++layer) {
-    for (void* base : {k(layer), v(layer)}) {
-      char* b = static_cast<char*>(base);
-      FASTAR_CUDA_OK(cudaMemcpyAsync(scratch_->data(), b + (sink_ + excess) * frame_bytes, static_cast<size_t>(keep_bytes),
-                                     cudaMemcpyDeviceToDevice, stream));
-      FASTAR_CUDA_OK(cudaMemcpyAsync(b + sink_ * frame_bytes, scratch_->data(), static_cast<size_t>(keep_bytes),
-                                     cudaMemcpyDeviceToDevice, stream));
-    }
-  }
-  frames_ = sink_ + window_;
-}
-
 // ---- model -------------------------------------------------------------------------------------
 
 CudaWanModel::CudaWanModel(const WanModel& host, int64_t max_tokens, cudaStream_t stream)
@@ -195,8 +154,8 @@ void CudaWanModel::set_prompt(const WanPrompt& prompt) {
 }
 
 void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, int64_t height, int64_t width,
-                           const std::vector<float>& timesteps, int64_t frame_start, CudaKvCache* cache, bool commit,
-                           const Tensor* actions) {
+                           const std::vector<float>& timesteps, int64_t frame_start, CudaCrossFrameMemory* memory,
+                           bool commit, const Tensor* actions) {
   const WanConfig& c = config();
   FASTAR_CHECK(!cross_k_.empty(), "CudaWanModel::forward before set_prompt");
   FASTAR_CHECK(frames % c.patch_t == 0 && height % c.patch_h == 0 && width % c.patch_w == 0,
@@ -206,11 +165,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
   const int64_t tpf = grid_h * grid_w, n = grid_f * tpf;
   FASTAR_CHECK(n <= max_tokens_, "chunk of " << n << " tokens exceeds the " << max_tokens_ << " the GPU buffers were sized for");
   FASTAR_CHECK(grid_f <= max_frames_, "chunk of " << grid_f << " token-frames; the GPU path takes at most " << max_frames_);
-  if (cache) {
-    FASTAR_CHECK(cache->tokens_per_frame() == tpf, "kv cache was made for another frame size");
-    FASTAR_CHECK(cache->frames() + grid_f <= cache->capacity_frames(),
-                 "the GPU KV cache holds " << cache->capacity_frames() << " frames and is full; " << kMemoryHint);
-  }
+  if (memory) memory->begin(CudaMemoryCall{frame_start / c.patch_t, grid_f, tpf, commit});
   cudaStream_t st = stream_;
 
   // Per-call inputs (outside any graph): the token-frames' timesteps, and actions.
@@ -229,14 +184,13 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
   }
 
   if (profiling_) {  // eager, with an event after each stage
-    forward_body(v_out, latent, frames, height, width, frame_start, cache);
-    if (cache && commit) cache->commit(grid_f, st);
+    forward_body(v_out, latent, frames, height, width, frame_start, memory);
+    if (memory && commit) memory->commit(st);
     return;
   }
-  const GraphKey key{frames, height, width, frame_start, cache ? cache->tokens() : 0, v_out, latent,
-                     cache ? cache->k(0) : nullptr};
+  const GraphKey key{frames, height, width, frame_start, memory ? memory->layout_version() : 0, v_out, latent, memory};
   if (!graphs_enabled_) {
-    forward_body(v_out, latent, frames, height, width, frame_start, cache);
+    forward_body(v_out, latent, frames, height, width, frame_start, memory);
   } else {
     if (!(key == graph_key_) || graph_key_uses_ == 0) {
       graph_key_ = key;
@@ -244,13 +198,13 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
     }
     if (graph_key_uses_ == 0) {
       // First forward of this shape: eager (creates the cuBLASLt plans and loads the kernels).
-      forward_body(v_out, latent, frames, height, width, frame_start, cache);
+      forward_body(v_out, latent, frames, height, width, frame_start, memory);
     } else {
       if (graph_key_uses_ == 1) {
         cudaGraph_t graph = nullptr;
         FASTAR_CUDA_OK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
         try {
-          forward_body(v_out, latent, frames, height, width, frame_start, cache);
+          forward_body(v_out, latent, frames, height, width, frame_start, memory);
         } catch (...) {
           cudaStreamEndCapture(st, &graph);
           if (graph) cudaGraphDestroy(graph);
@@ -280,7 +234,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
     }
     ++graph_key_uses_;
   }
-  if (cache && commit) cache->commit(grid_f, st);
+  if (memory && commit) memory->commit(st);
 }
 
 void CudaWanModel::set_profiling(bool on) {
@@ -330,13 +284,12 @@ void CudaWanModel::time_embedding(int64_t grid_f) {
 }
 
 void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frames, int64_t height, int64_t width,
-                                int64_t frame_start, CudaKvCache* cache) {
+                                int64_t frame_start, CudaCrossFrameMemory* memory) {
   const WanConfig& c = config();
   const int64_t grid_f = frames / c.patch_t, grid_h = height / c.patch_h, grid_w = width / c.patch_w;
   const int64_t tpf = grid_h * grid_w, n = grid_f * tpf, d = c.dim, hd = c.head_dim(), heads = c.num_heads;
   const int64_t fs = frame_start / c.patch_t;
   cudaStream_t st = stream_;
-  const int64_t cached_tokens = cache ? cache->tokens() : 0;
   // Profiling (off unless set_profiling(true)): an event after each stage; stage time = gap to the previous event.
   auto mark = [&](const char* stage) {
     if (!profiling_) return;
@@ -364,10 +317,8 @@ void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frame
     // Self-attention over [cache + chunk]: the chunk's K/V are written straight into the cache tail.
     adaln_modulate(static_cast<bf16*>(h_), x_, mod_, mod_ + d, ms, grid_f, tpf, d, c.eps, st);
     mark("norms + modulation");
-    bf16* k_base = cache ? static_cast<bf16*>(cache->k(layer)) : static_cast<bf16*>(kc_);
-    bf16* v_base = cache ? static_cast<bf16*>(cache->v(layer)) : static_cast<bf16*>(vc_);
-    bf16* k_chunk = k_base + cached_tokens * d;
-    bf16* v_chunk = v_base + cached_tokens * d;
+    bf16* k_chunk = memory ? memory->chunk_k(layer) : static_cast<bf16*>(kc_);
+    bf16* v_chunk = memory ? memory->chunk_v(layer) : static_cast<bf16*>(vc_);
     linear_bf16(*gemm_, static_cast<bf16*>(q_), static_cast<const bf16*>(h_), b.self_q.weight.data<bf16>(),
                 b.self_q.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);
     linear_bf16(*gemm_, k_chunk, static_cast<const bf16*>(h_), b.self_k.weight.data<bf16>(), b.self_k.bias.data<bf16>(), n, d,
@@ -378,8 +329,12 @@ void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frame
     rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.self_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
     rmsnorm_rope(k_chunk, d, f32(b.self_norm_k), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
     mark("q/k RMSNorm + RoPE");
-    AttentionParams self = packed_attention_params(q_, k_base, v_base, attn_, n, cached_tokens + n, heads, hd);
-    FASTAR_CUDA_OK(attention_forward_bf16(self, st));
+    if (memory) {
+      memory->attend(layer, static_cast<const bf16*>(q_), static_cast<bf16*>(attn_), st);
+    } else {
+      AttentionParams self = packed_attention_params(q_, kc_, vc_, attn_, n, n, heads, hd);
+      FASTAR_CUDA_OK(attention_forward_bf16(self, st));
+    }
     mark("self-attention");
     linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(attn_), b.self_o.weight.data<bf16>(),
                 b.self_o.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);

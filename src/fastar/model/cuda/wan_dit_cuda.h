@@ -22,34 +22,12 @@
 #include <vector>
 
 #include "fastar/core/tensor.h"
+#include "fastar/model/cuda/cuda_memory.h"
 #include "fastar/model/wan_dit.h"
 
 namespace fastar::cuda {
 
 class Gemm;
-
-// Per-layer K/V of all kept frames, [capacity tokens, dim] bf16 each, plus the chunk staged behind them.
-class CudaKvCache {
- public:
-  // window < 0: dense (keeps everything up to capacity); else keeps sink + window frames.
-  CudaKvCache(int64_t layers, int64_t dim, int64_t tokens_per_frame, int64_t capacity_frames, int64_t window = -1,
-              int64_t sink = 0);
-  int64_t frames() const { return frames_; }
-  int64_t bytes() const;
-  // Layer buffers.
-  void* k(int64_t layer) const;
-  void* v(int64_t layer) const;
-  int64_t tokens() const { return frames_ * tokens_per_frame_; }
-  int64_t capacity_frames() const { return capacity_frames_; }
-  int64_t tokens_per_frame() const { return tokens_per_frame_; }
-  // After a committing forward: keep the staged frames, then evict to the window.
-  void commit(int64_t frames, cudaStream_t stream);
-
- private:
-  int64_t layers_, dim_, tokens_per_frame_, capacity_frames_, window_, sink_;
-  int64_t frames_ = 0;
-  std::shared_ptr<Storage> k_, v_, scratch_;
-};
 
 class CudaWanModel {
  public:
@@ -62,11 +40,12 @@ class CudaWanModel {
   void set_prompt(const WanPrompt& prompt);
 
   // v_out[out_dim, F, H, W] = DiT(latent[in_dim, F, H, W]) on the device (fp32 device pointers).
-  // cache: nullptr = attend only within the chunk. commit: keep the chunk's K/V in the cache.
+  // memory: the cross-frame memory (cuda_memory.h); nullptr = attend only within the chunk.
+  // commit: the chunk becomes memory after the forward.
   // actions: host [F, action_dim] when config().action_dim > 0 (the first frame of each temporal
   // patch is used, as on the CPU), else nullptr.
   void forward(float* v_out, const float* latent, int64_t frames, int64_t height, int64_t width,
-               const std::vector<float>& timesteps, int64_t frame_start, CudaKvCache* cache, bool commit,
+               const std::vector<float>& timesteps, int64_t frame_start, CudaCrossFrameMemory* memory, bool commit,
                const Tensor* actions = nullptr);
 
   // Forwards replayed from a captured graph so far (for tests and benchmarks).
@@ -89,13 +68,14 @@ class CudaWanModel {
  private:
   struct DeviceWeights;
   struct GraphKey {
-    int64_t frames, height, width, frame_start, cached_tokens;
-    const void *v_out, *latent, *cache_k;
+    int64_t frames, height, width, frame_start;
+    uint64_t memory_version;
+    const void *v_out, *latent, *memory;
     bool operator==(const GraphKey&) const = default;
   };
   // The whole forward after the per-call uploads (what a graph captures).
   void forward_body(float* v_out, const float* latent, int64_t frames, int64_t height, int64_t width,
-                    int64_t frame_start, CudaKvCache* cache);
+                    int64_t frame_start, CudaCrossFrameMemory* memory);
   void time_embedding(int64_t grid_f);
 
   const WanModel& host_;
@@ -109,7 +89,7 @@ class CudaWanModel {
   float* x_ = nullptr;            // [max_tokens, dim] residual stream
   void* h_ = nullptr;             // bf16 [max_tokens, dim]
   void* q_ = nullptr;             // bf16 [max_tokens, dim]
-  void* kc_ = nullptr;            // bf16 [max_tokens, dim] (chunk K when there is no cache)
+  void* kc_ = nullptr;            // bf16 [max_tokens, dim] (chunk K when there is no memory)
   void* vc_ = nullptr;            // bf16 [max_tokens, dim]
   void* attn_ = nullptr;          // bf16 [max_tokens, dim]
   void* y_ = nullptr;             // bf16 [max_tokens, dim]

@@ -21,8 +21,8 @@ std::string describe_cuda_device() {
   return device_description(index);
 }
 
-CudaSelfForcingRollout::CudaSelfForcingRollout(CudaWanModel& model, CudaKvCache& cache, RolloutConfig config)
-    : model_(model), cache_(cache), config_(std::move(config)) {
+CudaSelfForcingRollout::CudaSelfForcingRollout(CudaWanModel& model, CudaCrossFrameMemory& memory, RolloutConfig config)
+    : model_(model), memory_(memory), config_(std::move(config)) {
   validate_rollout_config(model_.config(), config_);
   timesteps_ = config_.schedule.timesteps();
   const WanConfig& c = model_.config();
@@ -51,7 +51,7 @@ Tensor CudaSelfForcingRollout::next_chunk(bool commit, const Tensor* actions) {
   check(cudaMemcpyAsync(x, host_noise_.data(), static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice, st), "upload noise");
   for (size_t step = 0; step < timesteps_.size(); ++step) {
     const std::vector<float> t(static_cast<size_t>(frames), timesteps_[step]);
-    model_.forward(v, x, frames, config_.latent_height, config_.latent_width, t, next_frame_, &cache_, false, actions);
+    model_.forward(v, x, frames, config_.latent_height, config_.latent_width, t, next_frame_, &memory_, false, actions);
     const float sigma = static_cast<float>(timesteps_[step] / total);
     if (step + 1 < timesteps_.size()) {
       check(cudaStreamSynchronize(st), "sync before noise upload");  // host_noise_ is reused
@@ -65,7 +65,7 @@ Tensor CudaSelfForcingRollout::next_chunk(bool commit, const Tensor* actions) {
   }
   if (commit) {
     const std::vector<float> t(static_cast<size_t>(frames), config_.schedule.context_noise);
-    model_.forward(v, x0, frames, config_.latent_height, config_.latent_width, t, next_frame_, &cache_, true, actions);
+    model_.forward(v, x0, frames, config_.latent_height, config_.latent_width, t, next_frame_, &memory_, true, actions);
   }
   next_frame_ += frames;
   Tensor out = Tensor::zeros({c.out_dim, frames, config_.latent_height, config_.latent_width});

@@ -17,8 +17,8 @@ std::string describe_cuda_device();
 
 class CudaSelfForcingRollout {
  public:
-  // cache: dense or window cache sized for the run (see CudaKvCache).
-  CudaSelfForcingRollout(CudaWanModel& model, CudaKvCache& cache, RolloutConfig config);
+  // memory: the cross-frame memory policy sized for the run (src/fastar/attention/cuda/).
+  CudaSelfForcingRollout(CudaWanModel& model, CudaCrossFrameMemory& memory, RolloutConfig config);
 
   // Next chunk's clean latent x₀ on the host, [out_dim, frames_per_chunk, H, W]. actions: the
   // chunk's per-frame actions [frames_per_chunk, action_dim] for models with action_dim > 0.
@@ -27,7 +27,7 @@ class CudaSelfForcingRollout {
 
  private:
   CudaWanModel& model_;
-  CudaKvCache& cache_;
+  CudaCrossFrameMemory& memory_;
   RolloutConfig config_;
   std::vector<float> timesteps_;
   int64_t next_frame_ = 0;

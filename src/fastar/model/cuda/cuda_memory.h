@@ -1,0 +1,52 @@
+// The seam of docs/design.md on the GPU: each layer's cross-frame memory behind one interface, as
+// CrossFrameMemory (../cross_frame_memory.h) is on the CPU. Policies live in src/fastar/attention/cuda/.
+//
+// One forward of the CUDA DiT calls, per call:
+//   begin(call)                          — checks capacity and prepares this call's staging rows;
+//   per layer: chunk_k(layer)/chunk_v(layer) — where the DiT writes the call's post-RoPE K and V
+//              ([tokens, heads·head_dim] bf16, row stride heads·head_dim);
+//              attend(layer, q, out)      — self-attention of the call's queries over [memory + call];
+//   after the layers, on a commit call: commit() — the call's K/V become memory.
+// All device work is asynchronous on the given stream. attend() launches must depend only on state
+// that layout_version() summarises: the DiT captures forwards in CUDA graphs keyed by it.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+namespace fastar::cuda {
+
+struct CudaMemoryCall {
+  int64_t frame_start = 0;       // global token-frame index of the call's first frame
+  int64_t num_frames = 0;        // token-frames in this call
+  int64_t tokens_per_frame = 0;
+  bool commit = false;           // the clean context pass: the call becomes memory after the forward
+};
+
+class CudaCrossFrameMemory {
+ public:
+  virtual ~CudaCrossFrameMemory() = default;
+
+  virtual void begin(const CudaMemoryCall& call) = 0;
+  virtual __nv_bfloat16* chunk_k(int64_t layer) = 0;
+  virtual __nv_bfloat16* chunk_v(int64_t layer) = 0;
+  // q, out: [call tokens, heads·head_dim] bf16, contiguous.
+  virtual void attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream) = 0;
+  virtual void commit(cudaStream_t stream) = 0;
+
+  // Changes whenever what attend() launches changes (sizes, pointers): part of the DiT's graph key.
+  virtual uint64_t layout_version() const = 0;
+  virtual int64_t tokens_per_frame() const = 0;
+  // Frames a layer holds now (for progress lines), bytes of memory held now (all layers).
+  virtual int64_t cached_frames() const = 0;
+  virtual int64_t bytes() const = 0;
+  virtual std::string describe() const = 0;
+};
+
+// A process-wide counter for layout versions, so that two memories never share one.
+uint64_t next_memory_layout_version();
+
+}  // namespace fastar::cuda
