@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "fastar/apps/args.h"
+#include "fastar/apps/bench_rollout.h"
 #include "fastar/apps/commands.h"
 #include "fastar/attention/kv_policies.h"
 #include "fastar/core/error.h"
@@ -53,9 +54,11 @@ std::vector<int64_t> parse_list(const std::string& text) {
 }  // namespace
 
 int run_bench(int argc, char** argv) {
+  if (argc > 0 && std::string(argv[0]) == "rollout") return run_bench_rollout(argc - 1, argv + 1);
   Args args("bench", kSpecs, argc, argv);
   if (args.help()) {
-    std::fputs(format_help("fastar bench [--model PATH] [--random-weights SEED] [--depths 0,3,6] [--repeats N]",
+    std::fputs(format_help("fastar bench [--model PATH] [--random-weights SEED] [--depths 0,3,6] [--repeats N]\n"
+                           "       fastar bench rollout --help   (a whole rollout per policy: frames/s and memory per chunk)",
                            "Times one chunk's DiT forward (a denoising call: reads the cache, commits nothing)\n"
                            "with the dense cache filled to each depth, on the CPU. Prints a table.",
                            kSpecs)

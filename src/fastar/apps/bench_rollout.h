@@ -1,0 +1,41 @@
+// `fastar bench rollout`: a whole rollout with no output sink, measured chunk by chunk (issue 9).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fastar/model/wan_dit.h"
+#include "fastar/rollout/self_forcing.h"
+
+namespace fastar::app {
+
+// One chunk of one policy's rollout.
+struct ChunkSample {
+  int64_t chunk = 0;
+  int64_t latent_frames = 0;  // latent frames generated so far (end of this chunk)
+  double ms = 0.0;            // wall time of the chunk (all its DiT calls and the sampler)
+  int64_t mem_in_use = 0;     // device bytes in use after the chunk (GPU: cudaMemGetInfo; CPU: resident set)
+  int64_t mem_peak = 0;       // the largest mem_in_use seen so far in this rollout (CPU: peak resident set)
+  int64_t cache_bytes = 0;    // the policy's memory (KV cache, representatives, recurrent state)
+};
+
+// Returns false to stop the rollout early.
+using ChunkObserver = std::function<bool(const ChunkSample&)>;
+
+// The bench's view of one policy on the GPU: dense | window (sink + window frames). Throws
+// fastar::Error for other names or when the memory does not fit; returns the latent frames it
+// could allocate for (dense may fit fewer than asked: the rollout then stops there).
+#ifdef FASTAR_HAVE_CUDA
+int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config,
+                           const std::string& policy, int64_t window, int64_t sink, int64_t chunks,
+                           const ChunkObserver& observe);
+#endif
+
+// Video frames of a Wan-VAE video after `latent_frames` latent frames: 1 + 4·(latent − 1).
+inline int64_t video_frames_of(int64_t latent_frames) { return latent_frames <= 0 ? 0 : 1 + 4 * (latent_frames - 1); }
+
+int run_bench_rollout(int argc, char** argv);
+
+}  // namespace fastar::app

@@ -1,0 +1,88 @@
+// `fastar bench rollout --device cuda`: the GPU rollout of each policy, chunk by chunk.
+#ifdef FASTAR_HAVE_CUDA
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "fastar/apps/bench_rollout.h"
+#include "fastar/attention/cuda/kv_cache_cuda.h"
+#include "fastar/core/error.h"
+#include "fastar/rollout/cuda/self_forcing_cuda.h"
+
+namespace fastar::app {
+
+namespace {
+
+int64_t device_bytes_in_use() {
+  size_t free_bytes = 0, total_bytes = 0;
+  FASTAR_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess, "cudaMemGetInfo failed");
+  return static_cast<int64_t>(total_bytes - free_bytes);
+}
+
+}  // namespace
+
+int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config,
+                           const std::string& policy, int64_t window, int64_t sink, int64_t chunks,
+                           const ChunkObserver& observe) {
+  const WanConfig& c = model.config();
+  const int64_t chunk_frames = config.schedule.frames_per_chunk / c.patch_t;
+  const int64_t tpf = (config.latent_height / c.patch_h) * (config.latent_width / c.patch_w);
+  cudaStream_t stream;
+  FASTAR_CHECK(cudaStreamCreate(&stream) == cudaSuccess, "could not create a CUDA stream");
+  int64_t ran_chunks = chunks;
+  {
+    cuda::CudaWanModel gpu(model, chunk_frames * tpf, stream);
+    gpu.set_prompt(prompt);
+    std::unique_ptr<cuda::CudaCrossFrameMemory> memory;
+    if (policy == "dense") {
+      // Dense holds every frame: allocate what fits (leaving 2 GiB of headroom) and stop there.
+      size_t free_bytes = 0, total_bytes = 0;
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      const int64_t frame_bytes = 2 * c.num_layers * tpf * c.dim * 2;
+      const int64_t headroom = int64_t{2} << 30;
+      const int64_t fit = std::max<int64_t>(0, (static_cast<int64_t>(free_bytes) - headroom) / frame_bytes);
+      const int64_t want = chunks * chunk_frames;
+      const int64_t capacity = std::min(want, fit / chunk_frames * chunk_frames);
+      FASTAR_CHECK(capacity >= chunk_frames, "dense: not even one chunk's KV cache fits on the GPU");
+      if (capacity < want) {
+        ran_chunks = capacity / chunk_frames;
+        std::fprintf(stderr, "dense: the KV cache of %lld latent frames needs %.1f GB; %.1f GB are free, so the dense "
+                             "rollout stops at %lld latent frames (%lld video frames)\n",
+                     static_cast<long long>(want), want * frame_bytes / 1e9, free_bytes / 1e9,
+                     static_cast<long long>(capacity), static_cast<long long>(video_frames_of(capacity)));
+      }
+      memory = std::make_unique<cuda::CudaKvCache>(c.num_layers, c.num_heads, c.head_dim(), tpf, capacity);
+    } else if (policy == "window") {
+      memory = std::make_unique<cuda::CudaKvCache>(c.num_layers, c.num_heads, c.head_dim(), tpf,
+                                                   sink + window + chunk_frames, window, sink);
+    } else {
+      FASTAR_FAIL("fastar bench rollout --device cuda: policy '" << policy << "' has no GPU version yet; "
+                  "GPU policies: dense, window (use --device cpu for the others)");
+    }
+    cuda::CudaSelfForcingRollout rollout(gpu, *memory, config);
+    int64_t peak = 0;
+    for (int64_t chunk = 0; chunk < ran_chunks; ++chunk) {
+      const auto start = std::chrono::steady_clock::now();
+      rollout.next_chunk(/*commit=*/chunk + 1 < ran_chunks);
+      ChunkSample s;
+      s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      s.chunk = chunk;
+      s.latent_frames = (chunk + 1) * config.schedule.frames_per_chunk;
+      s.mem_in_use = device_bytes_in_use();
+      peak = std::max(peak, s.mem_in_use);
+      s.mem_peak = peak;
+      s.cache_bytes = memory->bytes();
+      if (!observe(s)) break;
+    }
+  }
+  cudaStreamDestroy(stream);
+  return ran_chunks * config.schedule.frames_per_chunk;
+}
+
+}  // namespace fastar::app
+
+#endif  // FASTAR_HAVE_CUDA

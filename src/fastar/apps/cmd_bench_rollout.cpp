@@ -1,0 +1,328 @@
+// fastar bench rollout: rolls out with each policy and no output sink, recording per chunk the wall
+// time, frames per second, memory in use and its peak, and the policy's memory; writes a CSV, an
+// SVG plot (frames/s and memory against the video frame index, one line per policy) and a
+// markdown summary (issue 9; docs/results.md).
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <iomanip>
+#include <sstream>
+
+#include <omp.h>
+
+#include "fastar/apps/args.h"
+#include "fastar/apps/bench_rollout.h"
+#include "fastar/apps/commands.h"
+#include "fastar/attention/kv_policies.h"
+#include "fastar/core/atomic_file.h"
+#include "fastar/core/error.h"
+#include "fastar/model/wan_weights.h"
+
+#ifndef FASTAR_DEFAULT_MODEL
+#define FASTAR_DEFAULT_MODEL ""
+#endif
+#ifndef FASTAR_CONFIG_DIR
+#define FASTAR_CONFIG_DIR ""
+#endif
+
+namespace fastar::app {
+
+namespace {
+
+const std::vector<OptionSpec> kSpecs = {
+    {"model", "PATH", "model folder (config.json + safetensors)", "the model shipped with fastar"},
+    {"shape", "NAME", "a published model's shapes with random weights instead of --model: wan2.1-1.3b", ""},
+    {"random-weights", "SEED", "random weights for the model's config", "0 with --shape"},
+    {"frames", "N", "latent frames to roll out per policy (video frames = 1 + 4·(N − 1))", "30"},
+    {"policy", "LIST", "comma-separated policies: dense, window (and what `fastar generate --policy` takes on the CPU)", "dense,window"},
+    {"window", "W", "window policy: recent latent frames kept", "9"},
+    {"sink", "S", "window policy: first latent frames kept", "3"},
+    {"device", "NAME", "cpu | cuda", "cpu"},
+    {"latent-size", "HxW", "latent frame size", "from the model config"},
+    {"chunk-frames", "F", "latent frames per chunk", "3"},
+    {"steps", "LIST", "denoising steps", "1000,750,500,250"},
+    {"out", "PREFIX", "writes PREFIX.csv, PREFIX.svg and PREFIX.md", "bench-rollout"},
+    {"threads", "N", "CPU threads", "all cores"},
+};
+
+struct PolicyRun {
+  std::string policy;
+  std::vector<ChunkSample> samples;
+  int64_t latent_frames_possible = 0;  // < asked when the policy ran out of memory
+};
+
+int64_t resident_bytes() {
+  long pages = 0, resident = 0;
+  std::ifstream statm("/proc/self/statm");
+  statm >> pages >> resident;
+  return static_cast<int64_t>(resident) * sysconf(_SC_PAGESIZE);
+}
+
+int64_t peak_resident_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+std::unique_ptr<CrossFrameMemory> make_cpu_memory(const std::string& policy, const WanConfig& c, int64_t window, int64_t sink) {
+  if (policy == "dense") return std::make_unique<DenseMemory>(c.num_layers, c.num_heads, c.head_dim());
+  if (policy == "window") return std::make_unique<WindowMemory>(c.num_layers, c.num_heads, c.head_dim(), window, sink);
+  FASTAR_FAIL("fastar bench rollout: unknown policy '" << policy << "'; choose from dense, window");
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, sep))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// Video frames per second of a chunk: the chunk's new video frames over its wall time.
+double chunk_fps(const ChunkSample& s, int64_t chunk_latent) {
+  const int64_t frames = video_frames_of(s.latent_frames) - video_frames_of(s.latent_frames - chunk_latent);
+  return frames / (s.ms / 1000.0);
+}
+
+// The sample of the chunk that produced video frame `frame` (nullptr when the run ended before it).
+const ChunkSample* sample_at(const PolicyRun& run, int64_t frame) {
+  for (const ChunkSample& s : run.samples)
+    if (video_frames_of(s.latent_frames) >= frame) return &s;
+  return nullptr;
+}
+
+std::string csv_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent) {
+  std::ostringstream out;
+  out << "policy,chunk,latent_frames,video_frames,chunk_ms,video_fps,mem_in_use_bytes,mem_peak_bytes,cache_bytes\n";
+  for (const PolicyRun& run : runs)
+    for (const ChunkSample& s : run.samples)
+      out << run.policy << ',' << s.chunk << ',' << s.latent_frames << ',' << video_frames_of(s.latent_frames) << ','
+          << s.ms << ',' << chunk_fps(s, chunk_latent) << ',' << s.mem_in_use << ',' << s.mem_peak << ',' << s.cache_bytes
+          << '\n';
+  return out.str();
+}
+
+// Two stacked line plots: video frames/s and memory in use (GB) against the video frame index.
+std::string svg_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent, const std::string& title) {
+  const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+  const double width = 760, panel = 260, left = 70, right = 180, top = 40, gap = 60;
+  double max_x = 1, max_fps = 1e-9, max_mem = 1e-9;
+  for (const PolicyRun& run : runs)
+    for (const ChunkSample& s : run.samples) {
+      max_x = std::max<double>(max_x, video_frames_of(s.latent_frames));
+      max_fps = std::max(max_fps, chunk_fps(s, chunk_latent));
+      max_mem = std::max(max_mem, s.mem_in_use / 1e9);
+    }
+  std::ostringstream out;
+  const double height = top + 2 * panel + gap + 50;
+  out << "<svg xmlns='http://www.w3.org/2000/svg' width='" << width << "' height='" << height
+      << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n";
+  out << "<text x='" << left << "' y='20' font-size='14'>" << title << "</text>\n";
+  auto panel_of = [&](double y0, double max_y, const std::string& label, auto value) {
+    const double plot_w = width - left - right;
+    out << "<rect x='" << left << "' y='" << y0 << "' width='" << plot_w << "' height='" << panel
+        << "' fill='none' stroke='#444'/>\n";
+    for (int i = 0; i <= 4; ++i) {
+      const double y = y0 + panel - panel * i / 4.0;
+      out << "<line x1='" << left << "' x2='" << left + plot_w << "' y1='" << y << "' y2='" << y
+          << "' stroke='#ddd'/><text x='" << left - 6 << "' y='" << y + 4 << "' text-anchor='end'>" << std::setprecision(3)
+          << max_y * i / 4.0 << "</text>\n";
+    }
+    for (int i = 0; i <= 4; ++i) {
+      const double x = left + plot_w * i / 4.0;
+      out << "<text x='" << x << "' y='" << y0 + panel + 16 << "' text-anchor='middle'>"
+          << static_cast<int64_t>(max_x * i / 4.0) << "</text>\n";
+    }
+    out << "<text x='" << 16 << "' y='" << y0 + panel / 2 << "' transform='rotate(-90 16 " << y0 + panel / 2
+        << ")' text-anchor='middle'>" << label << "</text>\n";
+    for (size_t r = 0; r < runs.size(); ++r) {
+      out << "<polyline fill='none' stroke-width='1.5' stroke='" << colors[r % 8] << "' points='";
+      for (const ChunkSample& s : runs[r].samples)
+        out << left + plot_w * video_frames_of(s.latent_frames) / max_x << ','
+            << y0 + panel - panel * std::min(1.0, value(s) / max_y) << ' ';
+      out << "'/>\n";
+    }
+  };
+  panel_of(top, max_fps * 1.1, "video frames / s", [&](const ChunkSample& s) { return chunk_fps(s, chunk_latent); });
+  panel_of(top + panel + gap, max_mem * 1.1, "memory in use (GB)", [&](const ChunkSample& s) { return s.mem_in_use / 1e9; });
+  out << "<text x='" << left + (width - left - right) / 2 << "' y='" << height - 8
+      << "' text-anchor='middle'>video frame (1 + 4 per latent frame after the first)</text>\n";
+  for (size_t r = 0; r < runs.size(); ++r)
+    out << "<rect x='" << width - right + 15 << "' y='" << top + 10 + 20 * r << "' width='14' height='3' fill='"
+        << colors[r % 8] << "'/><text x='" << width - right + 35 << "' y='" << top + 15 + 20 * r << "'>" << runs[r].policy
+        << "</text>\n";
+  out << "</svg>\n";
+  return out.str();
+}
+
+std::string markdown_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent, const std::string& header) {
+  std::ostringstream out;
+  out << header << "\n\n";
+  out << "| policy | video frames reached | frames/s at 100 | at 1000 | at 3000 | peak memory GB | policy memory GB (last) |"
+         " speed-up over dense at the deepest common frame |\n|---|---|---|---|---|---|---|---|\n";
+  const PolicyRun* dense = nullptr;
+  for (const PolicyRun& run : runs)
+    if (run.policy == "dense") dense = &run;
+  for (const PolicyRun& run : runs) {
+    if (run.samples.empty()) continue;
+    const ChunkSample& last = run.samples.back();
+    out << "| " << run.policy << " | " << video_frames_of(last.latent_frames) << " |";
+    for (int64_t frame : {100, 1000, 3000}) {
+      const ChunkSample* s = sample_at(run, frame);
+      char cell[32];
+      if (s) std::snprintf(cell, sizeof cell, " %.2f |", chunk_fps(*s, chunk_latent));
+      else std::snprintf(cell, sizeof cell, " — |");
+      out << cell;
+    }
+    char cell[128];
+    std::snprintf(cell, sizeof cell, " %.2f | %.3f |", last.mem_peak / 1e9, last.cache_bytes / 1e9);
+    out << cell;
+    if (dense && dense != &run && !dense->samples.empty()) {
+      const size_t common = std::min(dense->samples.size(), run.samples.size()) - 1;
+      const ChunkSample &d = dense->samples[common], &p = run.samples[common];
+      std::snprintf(cell, sizeof cell, " ×%.2f at video frame %lld |", d.ms / p.ms,
+                    static_cast<long long>(video_frames_of(p.latent_frames)));
+      out << cell << "\n";
+    } else {
+      out << " — |\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace
+
+int run_bench_rollout(int argc, char** argv) {
+  Args args("bench rollout", kSpecs, argc, argv);
+  if (args.help()) {
+    std::fputs(format_help("fastar bench rollout [--model PATH | --shape wan2.1-1.3b] --frames N --policy dense,window "
+                           "[--device cpu|cuda] [--out PREFIX]",
+                           "Rolls out with each policy (Self-Forcing schedule, no output sink) and records per chunk\n"
+                           "the wall time, video frames/s, memory in use and peak, and the policy's memory. Writes\n"
+                           "PREFIX.csv, PREFIX.svg (frames/s and memory against the frame index) and PREFIX.md.",
+                           kSpecs)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  FASTAR_CHECK(args.positional().empty(), "fastar bench rollout: unexpected argument '" << args.positional()[0] << "'");
+  const std::string device = args.get("device", "cpu");
+  FASTAR_CHECK(device == "cpu" || device == "cuda", "fastar bench rollout: unknown --device '" << device << "'; choose cpu or cuda");
+#ifndef FASTAR_HAVE_CUDA
+  FASTAR_CHECK(device == "cpu", "fastar bench rollout: --device cuda needs a build with the CUDA backend");
+#endif
+  if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.get_int("threads", 1, 1, 4096)));
+
+  // Model: a checkpoint, or a published shape with random weights.
+  std::unique_ptr<WanModel> model;
+  std::string model_name;
+  if (args.has("shape")) {
+    FASTAR_CHECK(!args.has("model"), "fastar bench rollout: give --model or --shape, not both");
+    const std::string shape = args.get("shape", "");
+    FASTAR_CHECK(shape == "wan2.1-1.3b", "fastar bench rollout: unknown --shape '" << shape << "'; known: wan2.1-1.3b");
+    const std::string config_path = std::string(FASTAR_CONFIG_DIR) + "/wan2.1-t2v-1.3b/config.json";
+    const WanConfig config = WanConfig::load(config_path);
+    std::fprintf(stderr, "generating random weights for %s ...\n", config_path.c_str());
+    model = std::make_unique<WanModel>(config, random_wan_weights(config, static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX))));
+    model_name = "Wan2.1-1.3B shapes, random weights";
+  } else {
+    const std::string path = args.get("model", FASTAR_DEFAULT_MODEL);
+    if (args.has("random-weights")) {
+      std::string config_path = path;
+      if (std::filesystem::is_directory(path)) config_path = locate_model_files(path).config;
+      const WanConfig config = WanConfig::load(config_path);
+      model = std::make_unique<WanModel>(config, random_wan_weights(config, static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX))));
+      model_name = path + " (random weights)";
+    } else {
+      model = std::make_unique<WanModel>(WanModel::load(path));
+      model_name = path;
+    }
+  }
+  const WanConfig& c = model->config();
+
+  RolloutConfig rollout_config;
+  rollout_config.schedule.frames_per_chunk = args.get_int("chunk-frames", 3, 1, 1024);
+  rollout_config.schedule.denoising_steps = SelfForcingSchedule::parse_steps(args.get("steps", "1000,750,500,250"));
+  rollout_config.latent_height = c.latent_height;
+  rollout_config.latent_width = c.latent_width;
+  if (args.has("latent-size")) {
+    const std::string text = args.get("latent-size", "");
+    FASTAR_CHECK(std::sscanf(text.c_str(), "%ldx%ld", &rollout_config.latent_height, &rollout_config.latent_width) == 2 &&
+                     rollout_config.latent_height > 0 && rollout_config.latent_width > 0,
+                 "fastar bench rollout: --latent-size must look like 60x104");
+  }
+  rollout_config.schedule.validate();
+  validate_rollout_config(c, rollout_config);
+  const int64_t chunk_latent = rollout_config.schedule.frames_per_chunk;
+  const int64_t frames = args.get_int("frames", 30, 1, INT64_MAX / 8);
+  const int64_t chunks = (frames + chunk_latent - 1) / chunk_latent;
+  const int64_t window = args.get_int("window", 9, 0, INT64_MAX), sink = args.get_int("sink", 3, 0, INT64_MAX);
+  const std::vector<std::string> policies = split(args.get("policy", "dense,window"), ',');
+  FASTAR_CHECK(!policies.empty(), "fastar bench rollout: --policy needs at least one policy");
+  const std::string out = args.get("out", "bench-rollout");
+
+  const WanPrompt prompt = model->prepare_prompt(Tensor::zeros({c.text_len, c.text_dim}));
+  Tensor actions;
+  if (c.action_dim > 0) actions = Tensor::zeros({chunk_latent, c.action_dim});
+  std::vector<PolicyRun> runs;
+  for (const std::string& policy : policies) {
+    PolicyRun run;
+    run.policy = policy;
+    std::fprintf(stderr, "%s: %lld latent frames (%lld video frames) on the %s\n", policy.c_str(),
+                 static_cast<long long>(chunks * chunk_latent), static_cast<long long>(video_frames_of(chunks * chunk_latent)),
+                 device.c_str());
+    auto observe = [&](const ChunkSample& s) {
+      run.samples.push_back(s);
+      if (s.chunk % 10 == 0 || s.chunk + 1 == chunks)
+        std::fprintf(stderr, "  %s chunk %lld: video frame %lld, %.1f ms, %.2f frames/s, memory %.2f GB, policy %.3f GB\n",
+                     policy.c_str(), static_cast<long long>(s.chunk), static_cast<long long>(video_frames_of(s.latent_frames)),
+                     s.ms, chunk_fps(s, chunk_latent), s.mem_in_use / 1e9, s.cache_bytes / 1e9);
+      return true;
+    };
+    if (device == "cuda") {
+#ifdef FASTAR_HAVE_CUDA
+      run.latent_frames_possible = bench_rollout_cuda(*model, prompt, rollout_config, policy, window, sink, chunks, observe);
+#endif
+    } else {
+      std::unique_ptr<CrossFrameMemory> memory = make_cpu_memory(policy, c, window, sink);
+      SelfForcingRollout rollout(*model, *memory, prompt, rollout_config);
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+        const auto start = std::chrono::steady_clock::now();
+        rollout.next_chunk(c.action_dim > 0 ? &actions : nullptr, /*commit=*/chunk + 1 < chunks);
+        ChunkSample s;
+        s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        s.chunk = chunk;
+        s.latent_frames = (chunk + 1) * chunk_latent;
+        s.mem_in_use = resident_bytes();
+        s.mem_peak = peak_resident_bytes();
+        s.cache_bytes = memory->bytes();
+        observe(s);
+      }
+      run.latent_frames_possible = chunks * chunk_latent;
+    }
+    runs.push_back(std::move(run));
+  }
+
+  std::ostringstream header;
+  header << "fastar bench rollout — " << model_name << ", latent " << rollout_config.latent_height << "x"
+         << rollout_config.latent_width << ", " << chunk_latent << " latent frames per chunk, "
+         << rollout_config.schedule.denoising_steps.size() << " steps + clean pass, device " << device;
+  write_file_atomically(out + ".csv", csv_of(runs, chunk_latent));
+  write_file_atomically(out + ".svg", svg_of(runs, chunk_latent, header.str()));
+  const std::string summary = markdown_of(runs, chunk_latent, header.str());
+  write_file_atomically(out + ".md", summary);
+  std::fputs(summary.c_str(), stdout);
+  std::fprintf(stderr, "wrote %s.csv, %s.svg, %s.md\n", out.c_str(), out.c_str(), out.c_str());
+  return 0;
+}
+
+}  // namespace fastar::app
