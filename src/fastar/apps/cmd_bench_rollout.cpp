@@ -50,6 +50,7 @@ const std::vector<OptionSpec> kSpecs = {
     {"chunk-frames", "F", "latent frames per chunk", "3"},
     {"steps", "LIST", "denoising steps", "1000,750,500,250"},
     {"out", "PREFIX", "writes PREFIX.csv, PREFIX.svg and PREFIX.md", "bench-rollout"},
+    {"baseline-csv", "FILE", "also plot and tabulate the runs of a CSV in this format (tools/bench_torch_rollout.py)", ""},
     {"threads", "N", "CPU threads", "all cores"},
 };
 
@@ -168,10 +169,21 @@ std::string markdown_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent
   std::ostringstream out;
   out << header << "\n\n";
   out << "| policy | video frames reached | frames/s at 100 | at 1000 | at 3000 | peak memory GB | policy memory GB (last) |"
-         " speed-up over dense at the deepest common frame |\n|---|---|---|---|---|---|---|---|\n";
-  const PolicyRun* dense = nullptr;
-  for (const PolicyRun& run : runs)
+         " speed-up over dense | speed-up over PyTorch dense |\n|---|---|---|---|---|---|---|---|---|\n";
+  const PolicyRun *dense = nullptr, *torch = nullptr;
+  for (const PolicyRun& run : runs) {
     if (run.policy == "dense") dense = &run;
+    if (!torch && run.policy.rfind("pytorch-dense", 0) == 0) torch = &run;
+  }
+  // Ratio of chunk times at the deepest chunk both runs reached (the same frame index).
+  auto speedup = [](const PolicyRun* base, const PolicyRun& run) -> std::string {
+    if (!base || base == &run || base->samples.empty() || run.samples.empty()) return " — |";
+    const size_t common = std::min(base->samples.size(), run.samples.size()) - 1;
+    char cell[96];
+    std::snprintf(cell, sizeof cell, " ×%.2f at video frame %lld |", base->samples[common].ms / run.samples[common].ms,
+                  static_cast<long long>(video_frames_of(run.samples[common].latent_frames)));
+    return cell;
+  };
   for (const PolicyRun& run : runs) {
     if (run.samples.empty()) continue;
     const ChunkSample& last = run.samples.back();
@@ -185,18 +197,41 @@ std::string markdown_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent
     }
     char cell[128];
     std::snprintf(cell, sizeof cell, " %.2f | %.3f |", last.mem_peak / 1e9, last.cache_bytes / 1e9);
-    out << cell;
-    if (dense && dense != &run && !dense->samples.empty()) {
-      const size_t common = std::min(dense->samples.size(), run.samples.size()) - 1;
-      const ChunkSample &d = dense->samples[common], &p = run.samples[common];
-      std::snprintf(cell, sizeof cell, " ×%.2f at video frame %lld |", d.ms / p.ms,
-                    static_cast<long long>(video_frames_of(p.latent_frames)));
-      out << cell << "\n";
-    } else {
-      out << " — |\n";
-    }
+    out << cell << speedup(dense, run) << speedup(torch, run) << "\n";
   }
   return out.str();
+}
+
+// Runs read back from a CSV written in csv_of's format (e.g. by tools/bench_torch_rollout.py).
+std::vector<PolicyRun> read_runs_csv(const std::string& path) {
+  std::ifstream in(path);
+  FASTAR_CHECK(in, path << ": cannot read the baseline CSV");
+  std::string line;
+  std::getline(in, line);
+  FASTAR_CHECK(line.rfind("policy,chunk,latent_frames,video_frames,chunk_ms", 0) == 0,
+               path << ": not a bench-rollout CSV (header '" << line << "')");
+  std::vector<PolicyRun> runs;
+  int64_t row = 1;
+  while (std::getline(in, line)) {
+    ++row;
+    if (line.empty()) continue;
+    const std::vector<std::string> cells = split(line, ',');
+    FASTAR_CHECK(cells.size() == 9, path << ": line " << row << " has " << cells.size() << " fields, expected 9");
+    ChunkSample s;
+    try {
+      s.chunk = std::stoll(cells[1]);
+      s.latent_frames = std::stoll(cells[2]);
+      s.ms = std::stod(cells[4]);
+      s.mem_in_use = std::stoll(cells[6]);
+      s.mem_peak = std::stoll(cells[7]);
+      s.cache_bytes = std::stoll(cells[8]);
+    } catch (const std::exception&) {
+      FASTAR_FAIL(path << ": line " << row << " has a malformed number");
+    }
+    if (runs.empty() || runs.back().policy != cells[0]) runs.push_back(PolicyRun{cells[0], {}, 0});
+    runs.back().samples.push_back(s);
+  }
+  return runs;
 }
 
 }  // namespace
@@ -311,6 +346,9 @@ int run_bench_rollout(int argc, char** argv) {
     }
     runs.push_back(std::move(run));
   }
+
+  if (args.has("baseline-csv"))
+    for (PolicyRun& run : read_runs_csv(args.get("baseline-csv", ""))) runs.push_back(std::move(run));
 
   std::ostringstream header;
   header << "fastar bench rollout — " << model_name << ", latent " << rollout_config.latent_height << "x"
