@@ -6,5 +6,6 @@ namespace fastar::app {
 int run_generate(int argc, char** argv);
 int run_inspect(int argc, char** argv);
 int run_bench(int argc, char** argv);
+int run_world(int argc, char** argv);
 
 }  // namespace fastar::app

@@ -16,6 +16,7 @@ const char* kUsage =
     "  generate   roll out a video chunk by chunk and write frames (PNG folder or MP4)\n"
     "  inspect    print a checkpoint's config, tensor count, parameter count and dtypes\n"
     "  bench      time one chunk's forward at several cache depths\n"
+    "  world      the procedural world of the small model: render, prompt, dataset, vocab\n"
     "\n"
     "Run 'fastar <command> --help' for the options of a command.\n";
 
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     if (command == "generate") return fastar::app::run_generate(argc - 2, argv + 2);
     if (command == "inspect") return fastar::app::run_inspect(argc - 2, argv + 2);
     if (command == "bench") return fastar::app::run_bench(argc - 2, argv + 2);
+    if (command == "world") return fastar::app::run_world(argc - 2, argv + 2);
     std::fprintf(stderr, "fastar: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const fastar::Error& e) {
