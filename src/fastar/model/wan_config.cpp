@@ -69,6 +69,18 @@ WanConfig WanConfig::from_json(const nlohmann::json& json, const std::string& so
   c.action_dim = get_int(json, "action_dim", 0, source);
   c.latent_height = get_int(json, "latent_height", 60, source);
   c.latent_width = get_int(json, "latent_width", 104, source);
+  if (json.contains("hybrid_layers") && !json["hybrid_layers"].is_null()) {
+    const auto& list = json["hybrid_layers"];
+    FASTAR_CHECK(list.is_array(), source << ": config field 'hybrid_layers' must be a list of layer indices, got " << list.dump());
+    for (const auto& item : list) {
+      FASTAR_CHECK(item.is_number_integer(), source << ": config field 'hybrid_layers' must hold integers, got " << item.dump());
+      c.hybrid_layers.push_back(item.get<int64_t>());
+    }
+  }
+  if (json.contains("hybrid_lora_alpha")) {
+    FASTAR_CHECK(json["hybrid_lora_alpha"].is_number(), source << ": config field 'hybrid_lora_alpha' must be a number");
+    c.hybrid_lora_alpha = json["hybrid_lora_alpha"].get<float>();
+  }
   if (json.contains("eps")) {
     FASTAR_CHECK(json["eps"].is_number(), source << ": config field 'eps' must be a number");
     c.eps = json["eps"].get<float>();
@@ -123,6 +135,19 @@ void WanConfig::validate(const std::string& source) const {
                source << ": head dim " << head_dim() << " is unsupported (3D RoPE needs an even head dim >= 6)");
   FASTAR_CHECK(freq_dim % 2 == 0, source << ": freq_dim must be even, got " << freq_dim);
   FASTAR_CHECK(eps > 0.0f, source << ": eps must be positive");
+  for (size_t i = 0; i < hybrid_layers.size(); ++i) {
+    FASTAR_CHECK(hybrid_layers[i] >= 0 && hybrid_layers[i] < num_layers,
+                 source << ": hybrid_layers entry " << hybrid_layers[i] << " is not a layer index in [0, " << num_layers << ")");
+    for (size_t j = 0; j < i; ++j)
+      FASTAR_CHECK(hybrid_layers[j] != hybrid_layers[i], source << ": hybrid_layers lists layer " << hybrid_layers[i] << " twice");
+  }
+  FASTAR_CHECK(hybrid_lora_alpha > 0.0f, source << ": hybrid_lora_alpha must be positive");
+}
+
+bool WanConfig::is_hybrid(int64_t layer) const {
+  for (int64_t h : hybrid_layers)
+    if (h == layer) return true;
+  return false;
 }
 
 std::string WanConfig::summary() const {
@@ -140,6 +165,14 @@ std::string WanConfig::summary() const {
       << "  cross_attn_norm  " << (cross_attn_norm ? "on" : "off") << "\n"
       << "  action_dim       " << action_dim << (action_dim ? " (fastar extension)" : " (off)") << "\n"
       << "  latent size      " << latent_height << " × " << latent_width << " (default for generate)\n";
+  out << "  hybrid layers    ";
+  if (hybrid_layers.empty()) out << "none";
+  else {
+    for (size_t i = 0; i < hybrid_layers.size(); ++i) out << (i ? "," : "") << hybrid_layers[i];
+    out << " (" << hybrid_layers.size() << " of " << num_layers << ", ARL² gated delta-rule memory; LoRA alpha "
+        << hybrid_lora_alpha << ")";
+  }
+  out << "\n";
   return out.str();
 }
 

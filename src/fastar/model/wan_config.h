@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -28,6 +29,13 @@ struct WanConfig {
   // fastar extension: default latent frame size for generation when the CLI gives none.
   int64_t latent_height = 60;
   int64_t latent_width = 104;
+  // ARL² (docs/arl2.md): indices of the hybrid layers (softmax inside the chunk + a gated delta-rule
+  // state as cross-frame memory), config.json's "hybrid_layers"; empty = none. LoRA deltas found in
+  // the checkpoint are merged at load time with scale hybrid_lora_alpha / rank ("hybrid_lora_alpha";
+  // ARL²'s release uses 32 with rank 16; the checkpoint does not store it).
+  std::vector<int64_t> hybrid_layers;
+  float hybrid_lora_alpha = 32.0f;
+  bool is_hybrid(int64_t layer) const;
 
   int64_t head_dim() const { return dim / num_heads; }
   int64_t patch_features_in() const { return in_dim * patch_t * patch_h * patch_w; }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "fastar/core/error.h"
+#include "fastar/model/arl2_weights.h"
 
 namespace fastar {
 
@@ -78,6 +79,22 @@ std::vector<WeightSlot> weight_slots(const WanConfig& c, WanWeights& w) {
     }
     block_linear(b.ffn_in, "ffn.0", "ffn.net.0.proj", c.ffn_dim, d);
     block_linear(b.ffn_out, "ffn.2", "ffn.net.2", d, c.ffn_dim);
+    if (c.is_hybrid(i)) {  // ARL² (docs/arl2.md): HybridBlockAttention's names under self_attn / attn1
+      HybridAttentionWeights& hy = b.hybrid;
+      const int64_t heads = c.num_heads, hd = c.head_dim();
+      auto hybrid = [&](const std::string& rest, Shape shape, Tensor* target, Shape stored = {}) {
+        slots.push_back({block_name(i, "self_attn." + rest), block_name(i, "attn1." + rest), std::move(shape), target,
+                         std::move(stored)});
+      };
+      hybrid("phi_q.weight", {d, hd, 1}, &hy.phi_q, {heads, hd, hd});
+      hybrid("phi_k.weight", {d, hd, 1}, &hy.phi_k, {heads, hd, hd});
+      hybrid("phi_v.weight", {d, hd, 1}, &hy.phi_v, {heads, hd, hd});
+      hybrid("a_proj.weight", {heads, d}, &hy.a_proj.weight);
+      hybrid("b_proj.weight", {heads, d}, &hy.b_proj.weight);
+      hybrid("gate_proj.weight", {heads, d}, &hy.gate_proj.weight);
+      hybrid("A_log", {heads}, &hy.A_log);
+      hybrid("dt_bias", {heads}, &hy.dt_bias);
+    }
   }
   slots.push_back({"head.modulation", "scale_shift_table", {1, 2, d}, &w.head_modulation, {}});
   linear(w.head, "head.head", "proj_out", c.patch_features_out(), d);
@@ -116,8 +133,8 @@ WanWeights load_wan_weights(const Checkpoint& checkpoint, const WanConfig& confi
   std::set<std::string> expected;
   for (const WeightSlot& slot : slots) {
     const std::string& name = slot_name(slot, layout);
-    expected.insert(name);
-    const TensorEntry* entry = checkpoint.find(name);
+    expected.insert(arl2_base_name(checkpoint, name));
+    const TensorEntry* entry = checkpoint.find(arl2_base_name(checkpoint, name));
     FASTAR_CHECK(entry, checkpoint.path() << ": missing tensor '" << name << "' (" << layout_name(layout)
                                           << " names); the checkpoint is incomplete or does not match its config "
                                              "(num_layers="
@@ -131,12 +148,14 @@ WanWeights load_wan_weights(const Checkpoint& checkpoint, const WanConfig& confi
                                                  << ": tensor '" << name << "' has shape " << shape_to_string(entry->shape)
                                                  << " but the config expects " << shape_to_string(slot.shape)
                                                  << "; the config file does not match these weights");
-    Tensor value = checkpoint.tensor(name).to_f32();
+    Tensor value = checkpoint.tensor(arl2_base_name(checkpoint, name)).to_f32();
     *slot.target = slot.stored_shape.empty() ? value : value.reshape(slot.stored_shape);
   }
+  merge_arl2_lora(checkpoint, config, weights, &expected);  // LoRA deltas of ARL² checkpoints, if any
   std::vector<std::string> unexpected;
   for (const std::string& name : checkpoint.names())
-    if (!expected.count(name)) unexpected.push_back(name);
+    // text_encoder.* belong to the model's own text encoder (model/text_encoder.h), loaded separately.
+    if (!expected.count(name) && name.rfind("text_encoder.", 0) != 0) unexpected.push_back(name);
   if (!unexpected.empty()) {
     std::ostringstream list;
     for (size_t i = 0; i < unexpected.size() && i < 5; ++i) list << (i ? ", " : "") << "'" << unexpected[i] << "'";
@@ -169,11 +188,13 @@ WanWeights random_wan_weights(const WanConfig& config, uint64_t seed) {
                                 name.find("bias") == std::string::npos;
     const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
     const bool is_modulation = name.find("modulation") != std::string::npos;
+    const bool is_phi = name.find(".phi_") != std::string::npos;  // ARL² φ: near identity, as its init
     // Fan-in scaled init keeps activations O(1) through the layers.
     const float fan_in = shape.size() >= 2 ? static_cast<float>(shape_numel(shape) / shape[0]) : 1.0f;
     for (int64_t i = 0; i < t.numel(); ++i) {
       const float z = normal(rng);
-      if (is_norm_weight) data[i] = 1.0f + 0.1f * z;
+      if (is_phi) data[i] = ((i % (shape[1] * shape[2])) / shape[2] == i % shape[2] ? 1.0f : 0.0f) + 0.1f * z / std::sqrt(fan_in);
+      else if (is_norm_weight) data[i] = 1.0f + 0.1f * z;
       else if (is_modulation) data[i] = 0.1f * z;
       else if (is_bias) data[i] = 0.02f * z;
       else data[i] = z / std::sqrt(fan_in);

@@ -21,6 +21,19 @@ struct LinearWeights {
   int64_t out_features() const { return weight.size(0); }
 };
 
+// ARL²'s hybrid self-attention (docs/arl2.md), only for the layers in config.hybrid_layers. The
+// block's self_q/k/v/o and norms stay the softmax branch's (and the memory branch's without LoRA).
+struct HybridAttentionWeights {
+  Tensor phi_q, phi_k, phi_v;          // [heads, head_dim(out), head_dim(in)]: per-head maps (Conv1d k=1, groups=heads)
+  LinearWeights a_proj, b_proj;        // dim -> heads, no bias: decay and β logits
+  LinearWeights gate_proj;             // dim -> heads, no bias: the memory branch's sigmoid gate
+  Tensor A_log, dt_bias;               // [heads]
+  // The memory branch's q/k/v projections with the checkpoint's GDN LoRA merged (W + α/r·(A·B)ᵀ,
+  // the base bias); undefined when the checkpoint has no GDN LoRA (then the branch uses self_q/k/v).
+  LinearWeights lora_q, lora_k, lora_v;
+  bool defined() const { return A_log.defined(); }
+};
+
 struct WanBlockWeights {
   Tensor modulation;                         // [1, 6, dim]: shift/scale/gate for attention, shift/scale/gate for FFN
   LinearWeights self_q, self_k, self_v, self_o;
@@ -28,7 +41,8 @@ struct WanBlockWeights {
   Tensor cross_norm_weight, cross_norm_bias; // [dim] (cross_attn_norm; Wan "norm3", diffusers "norm2")
   LinearWeights cross_q, cross_k, cross_v, cross_o;
   Tensor cross_norm_q, cross_norm_k;         // [dim] (qk_norm)
-  LinearWeights ffn_in, ffn_out;             // dim -> ffn_dim -> dim
+  LinearWeights ffn_in, ffn_out;             // dim -> ffn_dim -> dim (ARL² FFN LoRA merged in)
+  HybridAttentionWeights hybrid;             // ARL² hybrid layers only
 };
 
 struct WanWeights {
