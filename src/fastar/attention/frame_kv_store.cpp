@@ -19,6 +19,7 @@ void FrameKvStore::attend(const float* q, const float* k, const float* v, int64_
   std::memcpy(k_.data() + tokens_ * row, k, static_cast<size_t>(tokens * row) * sizeof(float));
   std::memcpy(v_.data() + tokens_ * row, v, static_cast<size_t>(tokens * row) * sizeof(float));
   staged_tokens_ = tokens;
+  if (!out) return;
 
   const AttentionParams p = packed_attention_params(q, k_.data(), v_.data(), out, tokens, tokens_ + tokens, heads_, head_dim_);
   cpu::attention_forward(p);

@@ -15,6 +15,7 @@ class FrameKvStore {
 
   // Softmax attention of q over [cached keys + this chunk's keys]; the chunk is staged in the
   // buffer's tail (not kept unless commit_staged() follows). q/k/v/out: [tokens, heads·head_dim].
+  // out == nullptr stages the chunk without computing attention.
   void attend(const float* q, const float* k, const float* v, int64_t tokens, float* out);
   // Keeps the chunk staged by the last attend() as frames [frame_start, frame_start + frames).
   void commit_staged(int64_t frame_start, int64_t frames, int64_t tokens_per_frame);
@@ -24,6 +25,8 @@ class FrameKvStore {
   int64_t frames() const { return static_cast<int64_t>(frame_ids_.size()); }
   const std::deque<int64_t>& frame_ids() const { return frame_ids_; }  // global frame index of each kept frame
   int64_t tokens() const { return tokens_; }
+  const float* keys() const { return k_.data(); }    // [tokens(), heads·head_dim], committed frames in order
+  const float* values() const { return v_.data(); }  // [tokens(), heads·head_dim]
   int64_t bytes() const { return 2 * tokens_ * heads_ * head_dim_ * static_cast<int64_t>(sizeof(float)); }
 
  private:

@@ -6,7 +6,7 @@
 
 namespace fastar {
 
-DenseMemory::DenseMemory(int64_t layers, int64_t heads, int64_t head_dim) {
+DenseMemory::DenseMemory(int64_t layers, int64_t heads, int64_t head_dim) : heads_(heads), head_dim_(head_dim) {
   stores_.reserve(static_cast<size_t>(layers));
   for (int64_t i = 0; i < layers; ++i) stores_.emplace_back(heads, head_dim);
 }
@@ -27,6 +27,16 @@ int64_t DenseMemory::bytes() const {
 }
 
 std::string DenseMemory::describe() const { return "dense (all frames)"; }
+
+bool DenseMemory::cached_kv(int64_t layer, int64_t head, CachedKvHead* out) const {
+  const FrameKvStore& store = stores_[static_cast<size_t>(layer)];
+  out->k = store.keys() + head * head_dim_;
+  out->v = store.values() + head * head_dim_;
+  out->k_row_stride = out->v_row_stride = heads_ * head_dim_;
+  out->key_bias = nullptr;
+  out->tokens = store.tokens();
+  return true;
+}
 
 WindowMemory::WindowMemory(int64_t layers, int64_t heads, int64_t head_dim, int64_t window, int64_t sink)
     : DenseMemory(layers, heads, head_dim), window_(window), sink_(sink) {

@@ -22,10 +22,12 @@ class DenseMemory : public CrossFrameMemory {
   int64_t cached_frames(int64_t layer) const override;
   int64_t bytes() const override;
   std::string describe() const override;
+  bool cached_kv(int64_t layer, int64_t head, CachedKvHead* out) const override;
   const FrameKvStore& layer_store(int64_t layer) const { return stores_[static_cast<size_t>(layer)]; }
 
  protected:
   std::vector<FrameKvStore> stores_;
+  int64_t heads_, head_dim_;
 };
 
 class WindowMemory : public DenseMemory {

@@ -81,6 +81,7 @@ Tensor RollingForcingRollout::advance(const Tensor* actions) {
   WanForwardArgs args;
   args.prompt = &prompt_;
   args.memory = &memory_;
+  args.cross_attention = config_.cross_attention;
   args.latent = &x;
   args.timesteps = &t;
   args.actions = c.action_dim > 0 ? &window_actions : nullptr;
@@ -127,6 +128,7 @@ Tensor RollingForcingRollout::advance(const Tensor* actions) {
     WanForwardArgs ctx;
     ctx.prompt = &prompt_;
     ctx.memory = &memory_;
+    ctx.cross_attention = config_.cross_attention;
     ctx.latent = &finished;
     ctx.timesteps = &clean;
     ctx.actions = c.action_dim > 0 ? &b.actions : nullptr;

@@ -45,6 +45,7 @@ Tensor SelfForcingRollout::next_chunk(const Tensor* actions, bool commit) {
   args.actions = actions;
   args.frame_start = next_frame_;
   args.memory = &memory_;
+  args.cross_attention = config_.cross_attention;
   for (size_t step = 0; step < timesteps_.size(); ++step) {
     const std::vector<float> t(static_cast<size_t>(frames), timesteps_[step]);
     args.latent = &x;

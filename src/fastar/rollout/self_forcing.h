@@ -23,6 +23,7 @@ struct RolloutConfig {
   uint64_t seed = 0;
   int64_t latent_height = 0;
   int64_t latent_width = 0;
+  CrossAttentionPolicy* cross_attention = nullptr;  // prompt cross-attention (AnnCA); nullptr = dense
 };
 
 class SelfForcingRollout {

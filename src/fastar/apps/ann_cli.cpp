@@ -1,0 +1,113 @@
+#include "fastar/apps/ann_cli.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "fastar/apps/tempcache_cli.h"
+#include "fastar/core/error.h"
+
+namespace fastar::app {
+
+AnnPolicy split_ann_policy(const std::string& policy) {
+  AnnPolicy out;
+  std::stringstream parts(policy);
+  std::string part;
+  bool first = true;
+  while (std::getline(parts, part, '+')) {
+    if (first) {
+      FASTAR_CHECK(!part.empty() && part != "annsa" && part != "annca",
+                   "fastar generate: --policy '" << policy << "' needs a cache policy first, e.g. dense+annsa or window+annca");
+      out.base = part;
+      first = false;
+    } else if (part == "annsa" || part == "annca") {
+      bool& flag = part == "annsa" ? out.annsa : out.annca;
+      FASTAR_CHECK(!flag, "fastar generate: --policy '" << policy << "' names " << part << " twice");
+      flag = true;
+    } else {
+      FASTAR_FAIL("fastar generate: unknown module '" << part << "' in --policy '" << policy
+                                                      << "'; a cache policy can be followed by +annsa and/or +annca");
+    }
+  }
+  FASTAR_CHECK(!out.base.empty(), "fastar generate: --policy is empty");
+  return out;
+}
+
+const std::vector<OptionSpec>& ann_option_specs() {
+  static const std::vector<OptionSpec> specs = {
+      {"ann-layers", "LIST", "annsa/annca: layers made sparse, e.g. 0,2,5-9", "all"},
+      {"ann-dense-steps", "FRACTION", "annsa/annca: first fraction of the denoising steps kept dense", "0.3"},
+      {"annsa-buckets", "lsh|prompt", "annsa: LSH of q and k in a shared space, or AnnCA's prompt buckets (needs +annca)", "lsh"},
+      {"annsa-bits", "B", "annsa: LSH sign bits (2^B buckets per head)", "2"},
+      {"annsa-own-keys", "dense|sparse", "annsa: the chunk's own keys always attended, or bucketed too", "dense"},
+      {"annca-top-k", "K", "annca with --ann quant: prompt tokens kept per query (int8 top-K)", "1"},
+      {"ann-stats", "", "annsa/annca diagnostic: measure recall against dense attention (slow)", ""},
+  };
+  return specs;
+}
+
+bool tempcache_options_allowed(const Args& args, const AnnPolicy& policy) {
+  if (policy.base == "tempcache") return true;
+  for (const OptionSpec& spec : tempcache_option_specs())
+    if (args.has(spec.name) && !(spec.name == std::string("ann") && policy.any())) return false;
+  return true;
+}
+
+AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const WanConfig& config,
+                             const std::vector<float>& step_timesteps, std::unique_ptr<CrossFrameMemory>* memory) {
+  AnnModules modules;
+  if (!policy.any()) {
+    for (const OptionSpec& spec : ann_option_specs())
+      FASTAR_CHECK(!args.has(spec.name), "fastar generate: --" << spec.name << " applies only with +annsa or +annca in --policy");
+    return modules;
+  }
+  SparseSchedule schedule;
+  schedule.dense_above_timestep = dense_phase_threshold(step_timesteps, args.get_double("ann-dense-steps", 0.3));
+  schedule.layers = parse_layer_list(args.get("ann-layers", "all"), config.num_layers, "--ann-layers");
+  const bool diagnostics = args.has("ann-stats");
+  const std::string search = args.get("ann", "lsh");
+  FASTAR_CHECK(search == "lsh" || search == "quant", "fastar generate: unknown --ann '" << search << "'; choose lsh or quant");
+
+  const std::string buckets = args.get("annsa-buckets", "lsh");
+  FASTAR_CHECK(buckets == "lsh" || buckets == "prompt",
+               "fastar generate: unknown --annsa-buckets '" << buckets << "'; choose lsh or prompt");
+  FASTAR_CHECK(policy.annsa || (!args.has("annsa-buckets") && !args.has("annsa-bits") && !args.has("annsa-own-keys")),
+               "fastar generate: --annsa-* options apply only with +annsa in --policy");
+  FASTAR_CHECK(policy.annca || !args.has("annca-top-k"), "fastar generate: --annca-top-k applies only with +annca in --policy");
+  FASTAR_CHECK(buckets == "lsh" || policy.annca,
+               "fastar generate: --annsa-buckets prompt reuses AnnCA's buckets: add +annca to --policy");
+  if (policy.annca) {
+    AnnCaOptions options;
+    options.search = search == "lsh" ? AnnSearch::lsh : AnnSearch::quant;
+    options.top_k = static_cast<int>(args.get_int("annca-top-k", 1, 1, 1 << 20));
+    options.schedule = schedule;
+    options.diagnostics = diagnostics;
+    if (policy.annsa && buckets == "prompt") {
+      modules.board = std::make_unique<PromptBucketBoard>();
+      options.label_bits = static_cast<int>(args.get_int("annsa-bits", 2, 1, options.bits));
+    }
+    modules.annca = std::make_unique<AnnCrossAttention>(config.num_layers, config.num_heads, config.head_dim(), options,
+                                                        modules.board.get());
+  }
+  if (policy.annsa) {
+    AnnSaOptions options;
+    options.buckets = buckets == "lsh" ? AnnSaBuckets::lsh : AnnSaBuckets::prompt;
+    options.bits = static_cast<int>(args.get_int("annsa-bits", 2, 1, 16));
+    const std::string own = args.get("annsa-own-keys", "dense");
+    FASTAR_CHECK(own == "dense" || own == "sparse", "fastar generate: unknown --annsa-own-keys '" << own << "'; choose dense or sparse");
+    options.own_keys = own == "dense" ? AnnSaOwnKeys::dense : AnnSaOwnKeys::sparse;
+    options.schedule = schedule;
+    options.diagnostics = diagnostics;
+    auto wrapped = std::make_unique<AnnSaMemory>(std::move(*memory), config.num_layers, config.num_heads,
+                                                 config.head_dim(), options, modules.board.get());
+    modules.annsa = wrapped.get();
+    *memory = std::move(wrapped);
+  }
+  return modules;
+}
+
+void report_ann(const AnnModules& modules) {
+  if (modules.annsa) std::fputs(modules.annsa->stats().report("annsa (self-attention):").c_str(), stderr);
+  if (modules.annca) std::fputs(modules.annca->stats().report(modules.annca->describe() + ":").c_str(), stderr);
+}
+
+}  // namespace fastar::app

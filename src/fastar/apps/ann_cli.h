@@ -1,0 +1,47 @@
+// The `fastar generate` side of AnnSA and AnnCA (docs/ann-attention.md): `--policy` combinations
+// such as dense+annsa, tempcache+annsa+annca or window+annca, the ANN options, and the end-of-run
+// density / recall report.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fastar/apps/args.h"
+#include "fastar/attention/ann_cross_attention.h"
+#include "fastar/attention/ann_self_attention.h"
+#include "fastar/attention/prompt_bucket_board.h"
+#include "fastar/model/wan_config.h"
+
+namespace fastar::app {
+
+// "base+module+module": the cache policy and the ANN modules (annsa, annca) on top of it.
+struct AnnPolicy {
+  std::string base;
+  bool annsa = false, annca = false;
+  bool any() const { return annsa || annca; }
+};
+// Throws fastar::Error on an unknown or repeated module, or a missing base policy.
+AnnPolicy split_ann_policy(const std::string& policy);
+
+// --ann-layers, --ann-dense-steps, --annsa-buckets, --annsa-bits, --annsa-own-keys, --annca-top-k, --ann-stats.
+const std::vector<OptionSpec>& ann_option_specs();
+
+// True if the TempCache options given are allowed: with a tempcache base, or only --ann with an ANN module.
+bool tempcache_options_allowed(const Args& args, const AnnPolicy& policy);
+
+struct AnnModules {
+  std::unique_ptr<PromptBucketBoard> board;
+  std::unique_ptr<AnnCrossAttention> annca;  // the cross-attention policy, or null
+  AnnSaMemory* annsa = nullptr;              // inside the memory, or null
+};
+
+// Wraps *memory in AnnSA and builds AnnCA as the policy asks. step_timesteps: the rollout's
+// denoising timesteps (for the dense phase). Throws fastar::Error on bad options.
+AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const WanConfig& config,
+                             const std::vector<float>& step_timesteps, std::unique_ptr<CrossFrameMemory>* memory);
+
+// Prints the per-layer density/recall tables to stderr.
+void report_ann(const AnnModules& modules);
+
+}  // namespace fastar::app

@@ -1,0 +1,248 @@
+// Bucket sort, the bucket → block-sparse plan, bucketed attention of one head and the log-sum-exp
+// merge (attention/bucket_block_plan.h, attention/ann_self_attention.h), each against brute force
+// or a double-precision softmax loop written here.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "fastar/attention/ann_self_attention.h"
+#include "fastar/attention/bucket_block_plan.h"
+#include "fastar/core/error.h"
+#include "test_util.h"
+
+namespace fastar {
+namespace {
+
+using testing::kF32AbsTol;
+using testing::kF32RelTol;
+using testing::max_scaled_error;
+using testing::random_normal;
+
+std::vector<uint32_t> random_labels(int64_t rows, uint32_t buckets, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint32_t> labels(static_cast<size_t>(rows));
+  for (auto& l : labels) l = static_cast<uint32_t>(rng() % buckets);
+  return labels;
+}
+
+TEST(BucketSort, IsAStablePermutationGroupedByBucket) {
+  for (const auto& [rows, buckets] : std::vector<std::pair<int64_t, uint32_t>>{{0, 3}, {1, 1}, {77, 4}, {1000, 17}, {513, 256}}) {
+    const std::vector<uint32_t> labels = random_labels(rows, buckets, rows * 31 + buckets);
+    BucketOrder order;
+    bucket_sort(labels.data(), rows, 1, buckets, &order);
+    ASSERT_EQ(static_cast<int64_t>(order.order.size()), rows);
+    std::vector<int> seen(static_cast<size_t>(rows), 0);
+    for (int32_t r : order.order) {
+      ASSERT_GE(r, 0);
+      ASSERT_LT(r, rows);
+      ++seen[static_cast<size_t>(r)];
+    }
+    for (int s : seen) EXPECT_EQ(s, 1) << "not a permutation (rows " << rows << ")";
+    ASSERT_EQ(order.offsets.size(), buckets + 1);
+    EXPECT_EQ(order.offsets.front(), 0);
+    EXPECT_EQ(order.offsets.back(), rows);
+    for (uint32_t b = 0; b < buckets; ++b) {
+      const int64_t count = std::count(labels.begin(), labels.end(), b);
+      EXPECT_EQ(order.offsets[b + 1] - order.offsets[b], count);
+      for (int32_t i = order.offsets[b]; i < order.offsets[b + 1]; ++i) {
+        EXPECT_EQ(labels[static_cast<size_t>(order.order[static_cast<size_t>(i)])], b);
+        if (i > order.offsets[b]) EXPECT_LT(order.order[static_cast<size_t>(i) - 1], order.order[static_cast<size_t>(i)]);
+      }
+    }
+  }
+}
+
+TEST(BucketSort, StridedLabelsAndBadLabel) {
+  const std::vector<uint32_t> strided = {2, 9, 0, 9, 1, 9, 0, 9};  // labels at stride 2: 2, 0, 1, 0
+  BucketOrder order;
+  bucket_sort(strided.data(), 4, 2, 3, &order);
+  EXPECT_EQ(order.order, (std::vector<int32_t>{1, 3, 2, 0}));
+  const std::vector<uint32_t> bad = {0, 5};
+  EXPECT_THROW(bucket_sort(bad.data(), 2, 1, 3, &order), Error);
+}
+
+// Brute force: query block qb must visit key block kb iff some (query, key) pair of the two blocks
+// shares a bucket.
+void check_plan(int64_t q_rows, int64_t k_rows, uint32_t buckets, int64_t bq, int64_t bk, uint64_t seed) {
+  const std::vector<uint32_t> ql = random_labels(q_rows, buckets, seed), kl = random_labels(k_rows, buckets, seed + 1);
+  BucketOrder qo, ko;
+  bucket_sort(ql.data(), q_rows, 1, buckets, &qo);
+  bucket_sort(kl.data(), k_rows, 1, buckets, &ko);
+  BucketBlockPlan plan;
+  bucket_block_plan(qo.offsets.data(), ko.offsets.data(), buckets, bq, bk, &plan);
+  const int64_t q_blocks = (q_rows + bq - 1) / bq, k_blocks = (k_rows + bk - 1) / bk;
+  ASSERT_EQ(static_cast<int64_t>(plan.block_offsets.size()), q_blocks + 1);
+  int64_t executed = 0, bucket_pairs = 0;
+  for (int64_t qb = 0; qb < q_blocks; ++qb) {
+    std::set<int32_t> expected;
+    for (int64_t i = qb * bq; i < std::min(q_rows, (qb + 1) * bq); ++i)
+      for (int64_t j = 0; j < k_rows; ++j)
+        if (ql[static_cast<size_t>(qo.order[static_cast<size_t>(i)])] == kl[static_cast<size_t>(ko.order[static_cast<size_t>(j)])])
+          expected.insert(static_cast<int32_t>(j / bk));
+    const std::vector<int32_t> listed(plan.block_index.begin() + plan.block_offsets[static_cast<size_t>(qb)],
+                                      plan.block_index.begin() + plan.block_offsets[static_cast<size_t>(qb) + 1]);
+    EXPECT_TRUE(std::is_sorted(listed.begin(), listed.end()));
+    EXPECT_EQ(std::set<int32_t>(listed.begin(), listed.end()), expected) << "query block " << qb;
+    EXPECT_EQ(listed.size(), expected.size()) << "duplicate key block in query block " << qb;
+    for (int32_t kb : listed) {
+      EXPECT_LT(kb, k_blocks);
+      executed += (std::min(q_rows, (qb + 1) * bq) - qb * bq) * (std::min<int64_t>(k_rows, (kb + 1) * bk) - kb * bk);
+    }
+  }
+  for (int64_t i = 0; i < q_rows; ++i)
+    for (int64_t j = 0; j < k_rows; ++j) bucket_pairs += ql[static_cast<size_t>(i)] == kl[static_cast<size_t>(j)];
+  EXPECT_EQ(plan.executed_pairs, executed);
+  EXPECT_EQ(plan.bucket_pairs, bucket_pairs);
+  EXPECT_GE(plan.executed_pairs, plan.bucket_pairs);
+}
+
+TEST(BucketBlockPlan, CoversExactlyTheBlocksWithSharedBuckets) {
+  check_plan(300, 500, 4, 64, 64, 1);
+  check_plan(257, 129, 16, 64, 128, 2);
+  check_plan(100, 100, 256, 16, 8, 3);   // many small buckets
+  check_plan(64, 1000, 1, 64, 64, 4);    // one bucket: every block
+  check_plan(50, 0, 4, 64, 64, 5);       // no keys
+  check_plan(1, 7, 3, 1, 1, 6);          // element-wise blocks: exactly the bucket pairs
+}
+
+// Double-precision softmax of query row i over the keys allowed[j], with optional bias.
+void reference_row(const float* q, const std::vector<const float*>& keys, const std::vector<const float*>& values,
+                   const std::vector<float>& bias, const std::vector<bool>& allowed, int64_t hd, double scale,
+                   double* out, double* lse) {
+  double m = -std::numeric_limits<double>::infinity();
+  std::vector<double> s(keys.size());
+  for (size_t j = 0; j < keys.size(); ++j) {
+    if (!allowed[j]) continue;
+    double dot = 0;
+    for (int64_t c = 0; c < hd; ++c) dot += double{q[c]} * keys[j][c];
+    s[j] = dot * scale + (bias.empty() ? 0.0 : bias[j]);
+    m = std::max(m, s[j]);
+  }
+  std::fill(out, out + hd, 0.0);
+  if (m == -std::numeric_limits<double>::infinity()) {
+    *lse = m;
+    return;
+  }
+  double sum = 0;
+  for (size_t j = 0; j < keys.size(); ++j) {
+    if (!allowed[j]) continue;
+    const double w = std::exp(s[j] - m);
+    sum += w;
+    for (int64_t c = 0; c < hd; ++c) out[c] += w * values[j][c];
+  }
+  for (int64_t c = 0; c < hd; ++c) out[c] /= sum;
+  *lse = m + std::log(sum);
+}
+
+// Bucketed attention with element-wise blocks (exactly the bucket pattern) and with 64-blocks
+// (the block superset) against the reference; one bucket = dense attention.
+TEST(BucketedAttentionHead, MatchesMaskedSoftmaxReference) {
+  const int64_t hd = 16, q_len = 150, seg0 = 90, seg1 = 70, stride = 3 * hd;  // strided rows
+  const std::vector<float> q = random_normal(q_len * stride, 11), k0 = random_normal(seg0 * stride, 12),
+                           v0 = random_normal(seg0 * stride, 13), k1 = random_normal(seg1 * hd, 14),
+                           v1 = random_normal(seg1 * hd, 15), bias0 = random_normal(seg0, 16, 0.5f);
+  for (uint32_t buckets : {1u, 3u, 8u}) {
+    for (int64_t block : {1, 64}) {
+      const std::vector<uint32_t> ql = random_labels(q_len, buckets, 21 + buckets), kl = random_labels(seg0 + seg1, buckets, 22 + buckets);
+      BucketedHeadArgs a;
+      a.q = q.data() + hd;  // column offset inside the strided rows
+      a.q_stride = stride;
+      a.q_len = q_len;
+      a.keys[0] = {k0.data() + 2 * hd, v0.data(), stride, stride, bias0.data(), seg0};
+      a.keys[1] = {k1.data(), v1.data(), hd, hd, nullptr, seg1};
+      a.q_labels = ql.data();
+      a.k_labels = kl.data();
+      a.num_buckets = buckets;
+      a.head_dim = hd;
+      a.scale = 0.3f;
+      a.block_q = block;
+      a.block_k = block;
+      std::vector<float> o(static_cast<size_t>(q_len * hd), -7.0f), lse(static_cast<size_t>(q_len));
+      a.o = o.data();
+      a.o_stride = hd;
+      a.lse = lse.data();
+      BucketedScratch scratch;
+      const int64_t executed = bucketed_attention_head(a, &scratch);
+
+      // Position of each row in the sorted order, to rebuild the block pattern.
+      std::vector<int64_t> q_pos(static_cast<size_t>(q_len)), k_pos(static_cast<size_t>(seg0 + seg1));
+      for (int64_t i = 0; i < q_len; ++i) q_pos[static_cast<size_t>(scratch.q_order.order[static_cast<size_t>(i)])] = i;
+      for (int64_t j = 0; j < seg0 + seg1; ++j) k_pos[static_cast<size_t>(scratch.k_order.order[static_cast<size_t>(j)])] = j;
+      std::set<std::pair<int64_t, int64_t>> blocks;
+      for (int64_t qb = 0; qb + 1 < static_cast<int64_t>(scratch.plan.block_offsets.size()); ++qb)
+        for (int32_t e = scratch.plan.block_offsets[static_cast<size_t>(qb)]; e < scratch.plan.block_offsets[static_cast<size_t>(qb) + 1]; ++e)
+          blocks.insert({qb, scratch.plan.block_index[static_cast<size_t>(e)]});
+
+      std::vector<const float*> keys, values;
+      std::vector<float> bias;
+      for (int64_t j = 0; j < seg0; ++j) {
+        keys.push_back(k0.data() + 2 * hd + j * stride);
+        values.push_back(v0.data() + j * stride);
+        bias.push_back(bias0[static_cast<size_t>(j)]);
+      }
+      for (int64_t j = 0; j < seg1; ++j) {
+        keys.push_back(k1.data() + j * hd);
+        values.push_back(v1.data() + j * hd);
+        bias.push_back(0.0f);
+      }
+      std::vector<double> expected(static_cast<size_t>(q_len * hd)), expected_lse(static_cast<size_t>(q_len));
+      int64_t pairs = 0;
+      for (int64_t i = 0; i < q_len; ++i) {
+        std::vector<bool> allowed(keys.size());
+        for (size_t j = 0; j < keys.size(); ++j) {
+          allowed[j] = blocks.count({q_pos[static_cast<size_t>(i)] / block, k_pos[j] / block}) > 0;
+          pairs += allowed[j];
+          // The pattern always holds the bucket pattern; element-wise blocks hold nothing else.
+          const bool same = ql[static_cast<size_t>(i)] == kl[j];
+          if (same) EXPECT_TRUE(allowed[j]);
+          if (block == 1) EXPECT_EQ(allowed[j], same);
+        }
+        reference_row(q.data() + hd + i * stride, keys, values, bias, allowed, hd, 0.3, expected.data() + i * hd,
+                      expected_lse.data() + i);
+      }
+      EXPECT_EQ(executed, pairs);
+      if (buckets == 1) EXPECT_EQ(pairs, q_len * (seg0 + seg1)) << "one bucket must be dense";
+      EXPECT_LE(max_scaled_error(o.data(), expected.data(), q_len * hd, kF32RelTol, kF32AbsTol), 1.0)
+          << buckets << " buckets, block " << block;
+      EXPECT_LE(max_scaled_error(lse.data(), expected_lse.data(), q_len, kF32RelTol, kF32AbsTol), 1.0);
+    }
+  }
+}
+
+TEST(MergeAttentionParts, TwoDisjointKeySetsEqualAttentionOverTheirUnion) {
+  const int64_t hd = 8, rows = 20, n1 = 13, n2 = 9;
+  const std::vector<float> q = random_normal(rows * hd, 31), k = random_normal((n1 + n2) * hd, 32),
+                           v = random_normal((n1 + n2) * hd, 33);
+  std::vector<const float*> keys, values;
+  for (int64_t j = 0; j < n1 + n2; ++j) {
+    keys.push_back(k.data() + j * hd);
+    values.push_back(v.data() + j * hd);
+  }
+  std::vector<float> o1(static_cast<size_t>(rows * hd)), o2(o1.size()), l1(static_cast<size_t>(rows)), l2(l1.size());
+  std::vector<double> expected(o1.size()), expected_lse(l1.size()), part(static_cast<size_t>(hd));
+  for (int64_t i = 0; i < rows; ++i) {
+    std::vector<bool> first(keys.size()), second(keys.size()), all(keys.size(), true);
+    for (size_t j = 0; j < keys.size(); ++j) (static_cast<int64_t>(j) < n1 ? first : second)[j] = true;
+    if (i == 3) std::fill(second.begin(), second.end(), false);  // a row whose second part is empty
+    if (i == 3) all = first;
+    double lse;
+    reference_row(q.data() + i * hd, keys, values, {}, first, hd, 0.5, part.data(), &lse);
+    for (int64_t c = 0; c < hd; ++c) o1[static_cast<size_t>(i * hd + c)] = static_cast<float>(part[static_cast<size_t>(c)]);
+    l1[static_cast<size_t>(i)] = static_cast<float>(lse);
+    reference_row(q.data() + i * hd, keys, values, {}, second, hd, 0.5, part.data(), &lse);
+    for (int64_t c = 0; c < hd; ++c) o2[static_cast<size_t>(i * hd + c)] = static_cast<float>(part[static_cast<size_t>(c)]);
+    l2[static_cast<size_t>(i)] = static_cast<float>(lse);
+    reference_row(q.data() + i * hd, keys, values, {}, all, hd, 0.5, expected.data() + i * hd, expected_lse.data() + i);
+  }
+  merge_attention_parts(o1.data(), l1.data(), hd, 1, o2.data(), l2.data(), hd, 1, rows, hd);
+  EXPECT_LE(max_scaled_error(o1.data(), expected.data(), rows * hd, kF32RelTol, kF32AbsTol), 1.0);
+  EXPECT_LE(max_scaled_error(l1.data(), expected_lse.data(), rows, kF32RelTol, kF32AbsTol), 1.0);
+}
+
+}  // namespace
+}  // namespace fastar

@@ -1,0 +1,288 @@
+// AnnCA (attention/ann_cross_attention.h): the kept-token tests against brute force (LSH bucket
+// sharing, int8 top-k), the whole policy against a double softmax over the brute-force kept set,
+// padding never kept, dense cases, the per-prompt code cache and the labels it publishes for AnnSA.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "fastar/attention/ann_cross_attention.h"
+#include "fastar/core/error.h"
+#include "fastar/kernels/cpu/attention.h"
+#include "test_util.h"
+
+namespace fastar {
+namespace {
+
+using testing::kF32AbsTol;
+using testing::kF32RelTol;
+using testing::max_scaled_error;
+using testing::random_normal;
+
+constexpr int64_t kHeads = 2, kHd = 16, kDim = kHeads * kHd, kTpf = 30, kFrames = 2, kRows = 40, kValid = 32;
+
+TEST(AnnCaKeep, LshMatchesBruteForceBucketCheck) {
+  std::mt19937_64 rng(3);
+  const int tables = 3, bits = 4;
+  const int64_t q_rows = 9, k_rows = 60;
+  std::vector<uint32_t> qc(static_cast<size_t>(q_rows * tables)), kc(static_cast<size_t>(k_rows * tables));
+  for (auto& c : qc) c = static_cast<uint32_t>(rng() % 16);
+  for (auto& c : kc) c = static_cast<uint32_t>(rng() % 16);
+  std::vector<uint8_t> kept;
+  annca_keep_lsh(qc.data(), q_rows, kc.data(), k_rows, tables, bits, &kept);
+  int64_t count = 0;
+  for (int64_t p = 0; p < k_rows; ++p) {
+    bool shares = false;
+    for (int64_t i = 0; i < q_rows; ++i)
+      for (int t = 0; t < tables; ++t) shares |= qc[static_cast<size_t>(i * tables + t)] == kc[static_cast<size_t>(p * tables + t)];
+    EXPECT_EQ(kept[static_cast<size_t>(p)] != 0, shares) << "token " << p;
+    count += shares;
+  }
+  EXPECT_GT(count, 0);
+  EXPECT_LT(count, k_rows);  // the case is not trivially all/none
+}
+
+TEST(AnnCaKeep, QuantMatchesBruteForceTopK) {
+  const int64_t q_rows = 12, k_rows = 50, dim = 24;
+  const std::vector<float> q = random_normal(q_rows * dim, 5), k = random_normal(k_rows * dim, 6);
+  Int8Rows q8, k8;
+  quantize_rows_int8(q.data(), q_rows, dim, dim, &q8);
+  quantize_rows_int8(k.data(), k_rows, dim, dim, &k8);
+  for (int top_k : {1, 3}) {
+    std::vector<uint8_t> kept;
+    std::vector<int32_t> top1(static_cast<size_t>(q_rows));
+    annca_keep_quant(q8, k8, top_k, &kept, top1.data());
+    std::vector<uint8_t> expected(static_cast<size_t>(k_rows), 0);
+    for (int64_t i = 0; i < q_rows; ++i) {
+      std::vector<std::pair<double, int64_t>> scored;
+      for (int64_t p = 0; p < k_rows; ++p) {
+        double dot = 0;
+        for (int64_t c = 0; c < dim; ++c)
+          dot += double{q8.codes[static_cast<size_t>(i * dim + c)]} * q8.scale[static_cast<size_t>(i)] *
+                 k8.codes[static_cast<size_t>(p * dim + c)] * k8.scale[static_cast<size_t>(p)];
+        scored.push_back({-dot, p});
+      }
+      std::sort(scored.begin(), scored.end());
+      for (int j = 0; j < top_k; ++j) expected[static_cast<size_t>(scored[static_cast<size_t>(j)].second)] = 1;
+      EXPECT_EQ(top1[static_cast<size_t>(i)], scored[0].second);
+    }
+    EXPECT_EQ(kept, expected) << "top-" << top_k;
+  }
+}
+
+struct Prompt {
+  std::vector<float> k, v;
+};
+
+// Prompt keys whose padding rows align with the queries (dense attention would favour them).
+Prompt make_prompt(uint64_t seed, const std::vector<float>& q) {
+  Prompt p{random_normal(kRows * kDim, seed), random_normal(kRows * kDim, seed + 1)};
+  for (int64_t r = kValid; r < kRows; ++r)
+    for (int64_t c = 0; c < kDim; ++c) p.k[static_cast<size_t>(r * kDim + c)] = 3.0f * q[static_cast<size_t>(c)];
+  return p;
+}
+
+CrossAttentionCall make_call(uint64_t prompt_id, int64_t valid = kValid, const float* timesteps = nullptr) {
+  CrossAttentionCall c;
+  c.layer = 0;
+  c.frame_start = 4;
+  c.num_frames = kFrames;
+  c.tokens_per_frame = kTpf;
+  c.timesteps = timesteps;
+  c.heads = kHeads;
+  c.head_dim = kHd;
+  c.prompt_id = prompt_id;
+  c.prompt_rows = kRows;
+  c.prompt_valid_rows = valid;
+  return c;
+}
+
+// Double softmax of each frame's queries (head h) over the prompt rows `keep(f, h)` says.
+template <typename Keep>
+std::vector<double> reference(const std::vector<float>& q, const Prompt& p, Keep keep) {
+  std::vector<double> out(static_cast<size_t>(kFrames * kTpf * kDim), 0.0);
+  for (int64_t f = 0; f < kFrames; ++f)
+    for (int64_t h = 0; h < kHeads; ++h) {
+      const std::vector<uint8_t> kept = keep(f, h);
+      for (int64_t t = 0; t < kTpf; ++t) {
+        const int64_t row = f * kTpf + t;
+        std::vector<double> s(static_cast<size_t>(kRows), -1e300);
+        double m = -1e300, sum = 0;
+        for (int64_t r = 0; r < kRows; ++r) {
+          if (!kept[static_cast<size_t>(r)]) continue;
+          double dot = 0;
+          for (int64_t c = 0; c < kHd; ++c)
+            dot += double{q[static_cast<size_t>(row * kDim + h * kHd + c)]} * p.k[static_cast<size_t>(r * kDim + h * kHd + c)];
+          s[static_cast<size_t>(r)] = dot / std::sqrt(double(kHd));
+          m = std::max(m, s[static_cast<size_t>(r)]);
+        }
+        for (int64_t r = 0; r < kRows; ++r) {
+          if (!kept[static_cast<size_t>(r)]) continue;
+          const double w = std::exp(s[static_cast<size_t>(r)] - m);
+          sum += w;
+          for (int64_t c = 0; c < kHd; ++c)
+            out[static_cast<size_t>(row * kDim + h * kHd + c)] += w * p.v[static_cast<size_t>(r * kDim + h * kHd + c)];
+        }
+        if (sum > 0)
+          for (int64_t c = 0; c < kHd; ++c) out[static_cast<size_t>(row * kDim + h * kHd + c)] /= sum;
+      }
+    }
+  return out;
+}
+
+// Brute-force LSH kept set: some query of the frame and the token agree in some table.
+std::vector<uint8_t> lsh_kept(const LshHasher& hasher, const std::vector<float>& q, const std::vector<float>& k, int64_t f,
+                              int64_t h) {
+  const int tables = hasher.tables();
+  std::vector<uint32_t> qc(static_cast<size_t>(kTpf * tables)), kc(static_cast<size_t>(kRows * tables));
+  hasher.hash(q.data() + f * kTpf * kDim + h * kHd, kTpf, kDim, qc.data());
+  hasher.hash(k.data() + h * kHd, kRows, kDim, kc.data());
+  std::vector<uint8_t> kept(static_cast<size_t>(kRows), 0);
+  for (int64_t r = 0; r < kValid; ++r)
+    for (int64_t i = 0; i < kTpf; ++i)
+      for (int t = 0; t < tables; ++t)
+        if (qc[static_cast<size_t>(i * tables + t)] == kc[static_cast<size_t>(r * tables + t)]) kept[static_cast<size_t>(r)] = 1;
+  return kept;
+}
+
+TEST(AnnCrossAttention, LshMatchesBruteForceAndNeverKeepsPadding) {
+  const std::vector<float> q = random_normal(kFrames * kTpf * kDim, 1);
+  const Prompt p = make_prompt(2, q);
+  AnnCaOptions options;
+  options.tables = 2;
+  options.bits = 6;
+  options.diagnostics = true;
+  PromptBucketBoard board;
+  AnnCrossAttention annca(1, kHeads, kHd, options, &board);
+  std::vector<float> out(q.size());
+  annca.attend(make_call(7), q.data(), p.k.data(), p.v.data(), out.data());
+
+  LshParams lsh;
+  lsh.dim = kHd;
+  lsh.tables = options.tables;
+  lsh.bits = options.bits;
+  lsh.seed = options.seed;
+  const LshHasher hasher(lsh);
+  int64_t kept_total = 0;
+  const std::vector<double> expected = reference(q, p, [&](int64_t f, int64_t h) {
+    std::vector<uint8_t> kept = lsh_kept(hasher, q, p.k, f, h);
+    kept_total += std::accumulate(kept.begin(), kept.end(), int64_t{0});
+    return kept;
+  });
+  EXPECT_GT(kept_total, 0);
+  EXPECT_LT(kept_total, kFrames * kHeads * kValid);
+  EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0);
+  const SparseStats::Layer& s = annca.stats().layer(0);
+  EXPECT_NEAR(s.density(), double(kept_total) * kTpf / (double(kFrames) * kHeads * kTpf * kRows), 1e-12);
+  EXPECT_GT(s.recall(), 0.0);
+  EXPECT_LT(s.recall(), 1.0);  // the padding rows hold mass dense attention gives them
+
+  // Labels for AnnSA: the low label_bits bits of each query's table-0 code.
+  for (int64_t f = 0; f < kFrames; ++f) {
+    const uint32_t* labels = board.frame_labels(0, 4 + f, kTpf, kHeads);
+    ASSERT_NE(labels, nullptr);
+    for (int64_t h = 0; h < kHeads; ++h) {
+      std::vector<uint32_t> qc(static_cast<size_t>(kTpf * options.tables));
+      hasher.hash(q.data() + f * kTpf * kDim + h * kHd, kTpf, kDim, qc.data());
+      for (int64_t t = 0; t < kTpf; ++t)
+        EXPECT_EQ(labels[t * kHeads + h], qc[static_cast<size_t>(t * options.tables)] & 3u);
+    }
+  }
+  EXPECT_EQ(board.num_labels(), 4u);
+}
+
+TEST(AnnCrossAttention, QuantKeepsTopKNeighbours) {
+  const std::vector<float> q = random_normal(kFrames * kTpf * kDim, 11);
+  const Prompt p = make_prompt(12, q);
+  AnnCaOptions options;
+  options.search = AnnSearch::quant;
+  options.top_k = 2;
+  AnnCrossAttention annca(1, kHeads, kHd, options, nullptr);
+  std::vector<float> out(q.size());
+  annca.attend(make_call(8), q.data(), p.k.data(), p.v.data(), out.data());
+  const std::vector<double> expected = reference(q, p, [&](int64_t f, int64_t h) {
+    Int8Rows q8, k8;
+    quantize_rows_int8(q.data() + f * kTpf * kDim + h * kHd, kTpf, kDim, kHd, &q8);
+    quantize_rows_int8(p.k.data() + h * kHd, kValid, kDim, kHd, &k8);
+    std::vector<uint8_t> kept(static_cast<size_t>(kRows), 0);
+    for (int64_t i = 0; i < kTpf; ++i) {
+      std::vector<std::pair<double, int64_t>> scored;
+      for (int64_t r = 0; r < kValid; ++r) {
+        double dot = 0;
+        for (int64_t c = 0; c < kHd; ++c)
+          dot += double{q8.codes[static_cast<size_t>(i * kHd + c)]} * k8.codes[static_cast<size_t>(r * kHd + c)];
+        scored.push_back({-dot * q8.scale[static_cast<size_t>(i)] * k8.scale[static_cast<size_t>(r)], r});
+      }
+      std::sort(scored.begin(), scored.end());
+      kept[static_cast<size_t>(scored[0].second)] = kept[static_cast<size_t>(scored[1].second)] = 1;
+    }
+    return kept;
+  });
+  EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0);
+  EXPECT_LT(annca.stats().layer(0).density(), 1.0);
+}
+
+TEST(AnnCrossAttention, DenseCases) {
+  const std::vector<float> q = random_normal(kFrames * kTpf * kDim, 21);
+  const Prompt p = make_prompt(22, q);
+  std::vector<float> dense(q.size()), out(q.size());
+  cpu::attention_forward(packed_attention_params(q.data(), p.k.data(), p.v.data(), dense.data(), kFrames * kTpf, kRows,
+                                                 kHeads, kHd));
+  const std::vector<double> expected(dense.begin(), dense.end());
+  // Every token in a bucket some query occupies (1 table, 1 bit, 30 queries), no padding: dense.
+  {
+    AnnCaOptions options;
+    options.tables = 1;
+    options.bits = 1;
+    options.label_bits = 1;
+    AnnCrossAttention annca(1, kHeads, kHd, options, nullptr);
+    annca.attend(make_call(1, kRows), q.data(), p.k.data(), p.v.data(), out.data());
+    ASSERT_EQ(annca.stats().layer(0).density(), 1.0) << "the seeded case no longer fills both buckets";
+    EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), 2 * kF32RelTol, 2 * kF32AbsTol), 1.0);
+  }
+  // A layer the schedule leaves dense, a frame in the dense phase, a prompt with no real rows.
+  AnnCaOptions options;
+  options.schedule.layers = {3};
+  AnnCrossAttention other_layer(4, kHeads, kHd, options, nullptr);
+  other_layer.attend(make_call(1), q.data(), p.k.data(), p.v.data(), out.data());
+  EXPECT_EQ(out, dense);
+  options.schedule.layers.clear();
+  options.schedule.dense_above_timestep = 500;
+  const std::vector<float> early(kFrames, 900.0f);
+  AnnCrossAttention early_step(1, kHeads, kHd, options, nullptr);
+  early_step.attend(make_call(1, kValid, early.data()), q.data(), p.k.data(), p.v.data(), out.data());
+  EXPECT_EQ(out, dense);
+  AnnCrossAttention empty_prompt(1, kHeads, kHd, AnnCaOptions{}, nullptr);
+  empty_prompt.attend(make_call(1, 0), q.data(), p.k.data(), p.v.data(), out.data());
+  EXPECT_EQ(out, dense);
+  EXPECT_THROW(AnnCrossAttention(1, kHeads, kHd, AnnCaOptions{.search = AnnSearch::lsh, .tables = 0}, nullptr), Error);
+}
+
+TEST(AnnCrossAttention, PromptCodesAreCachedPerPrompt) {
+  const std::vector<float> q = random_normal(kFrames * kTpf * kDim, 31);
+  const Prompt a = make_prompt(32, q), b = make_prompt(34, q);
+  AnnCaOptions options;
+  options.bits = 4;
+  AnnCrossAttention annca(1, kHeads, kHd, options, nullptr), fresh(1, kHeads, kHd, options, nullptr);
+  std::vector<float> out(q.size()), out_fresh(q.size());
+  annca.attend(make_call(100), q.data(), a.k.data(), a.v.data(), out.data());
+  // A new prompt id recomputes the codes: same result as a policy that never saw prompt a.
+  annca.attend(make_call(101), q.data(), b.k.data(), b.v.data(), out.data());
+  fresh.attend(make_call(101), q.data(), b.k.data(), b.v.data(), out_fresh.data());
+  EXPECT_EQ(out, out_fresh);
+  // The same id reuses the cached codes even if the rows were (wrongly) changed: the kept set is
+  // still prompt b's.
+  AnnCrossAttention cached(1, kHeads, kHd, options, nullptr);
+  cached.attend(make_call(102), q.data(), b.k.data(), b.v.data(), out.data());
+  cached.attend(make_call(102), q.data(), a.k.data(), a.v.data(), out.data());
+  LshParams lsh{kHd, options.tables, options.bits, options.seed};
+  const LshHasher hasher(lsh);
+  const std::vector<double> expected = reference(q, a, [&](int64_t f, int64_t h) { return lsh_kept(hasher, q, b.k, f, h); });
+  EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0);
+}
+
+}  // namespace
+}  // namespace fastar
