@@ -4,4 +4,8 @@ if(Python3_Interpreter_FOUND)
   add_test(NAME tools.convert_forcing
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_convert_forcing.py)
   set_tests_properties(tools.convert_forcing PROPERTIES LABELS tools)
+  # The PyTorch world model (tools/world_model) against `fastar generate`; skipped (77) without torch.
+  add_test(NAME tools.world_model_parity
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_world_model_parity.py $<TARGET_FILE:fastar>)
+  set_tests_properties(tools.world_model_parity PROPERTIES LABELS tools SKIP_RETURN_CODE 77 TIMEOUT 300)
 endif()
