@@ -3,6 +3,8 @@
 //
 //   cuda_attention_check           correctness sweep; one PASS/FAIL line per case, exit 1 on any FAIL
 //   cuda_attention_check --bench   timing table (12 heads x 128, q_len 4680), TFLOP/s
+// Both run twice: with the default dispatch (the Hopper wgmma/TMA kernel where it applies; each case
+// line says which kernel ran it) and with FASTAR_ATTENTION=fa2 (the portable mma.sync kernel).
 //
 // Inputs are rounded to bf16 and the reference runs on the rounded values, so the only differences
 // are the kernel's bf16 P and output rounding and the summation order.
@@ -22,6 +24,7 @@
 
 #include "fastar/kernels/cpu/attention.h"
 #include "fastar/kernels/cuda/flash_attention.h"
+#include "fastar/kernels/cuda/flash_attention_sm90.h"
 
 namespace {
 
@@ -74,7 +77,15 @@ struct Case {
   int block_q = 0, block_k = 0;  // > 0: block-sparse
   double density = 0.5;
   int causal_block = 0;
+  bool head_major = false;  // q/k/v/o as [heads, len, head_dim] instead of [len, heads, head_dim]
 };
+
+// The kernel attention_forward_bf16 picks for p (mirrors its dispatch; FASTAR_ATTENTION=fa2 forces fa2).
+const char* kernel_for(const fastar::AttentionParams& p) {
+  const char* forced = std::getenv("FASTAR_ATTENTION");
+  if (forced != nullptr && std::strcmp(forced, "fa2") == 0) return "fa2";
+  return fastar::cuda::attention_sm90_accepts(p) ? "sm90" : "fa2";
+}
 
 std::string describe(const Case& c) {
   char text[256];
@@ -84,7 +95,7 @@ std::string describe(const Case& c) {
                                                                                  : "shared",
                 c.block_q ? (std::to_string(c.block_q) + "x" + std::to_string(c.block_k)).c_str() : "dense",
                 c.causal_block);
-  return text;
+  return c.head_major ? std::string(text) + " head-major" : std::string(text);
 }
 
 float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
@@ -107,7 +118,7 @@ void random_csr(int num_qb, int num_kb, double density, std::mt19937& rng, std::
   }
 }
 
-bool run_case(const Case& c, uint32_t seed) {
+bool run_case(const Case& c, uint32_t seed, int* sm90_cases) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const int64_t hd = c.head_dim, H = c.heads;
@@ -125,6 +136,11 @@ bool run_case(const Case& c, uint32_t seed) {
   fastar::AttentionParams p;
   p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = H * hd;
   p.q_head_stride = p.k_head_stride = p.v_head_stride = p.o_head_stride = hd;
+  if (c.head_major) {
+    p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = hd;
+    p.q_head_stride = p.o_head_stride = c.q_len * hd;
+    p.k_head_stride = p.v_head_stride = c.kv_len * hd;
+  }
   p.num_heads = H;
   p.head_dim = hd;
   p.q_len = c.q_len;
@@ -184,9 +200,11 @@ bool run_case(const Case& c, uint32_t seed) {
   pg.key_bias = bias.empty() ? nullptr : dbias.ptr;
   pg.block_offsets = offsets.empty() ? nullptr : doff.ptr;
   pg.block_index = offsets.empty() ? nullptr : didx.ptr;
+  const char* kernel = kernel_for(pg);
+  if (std::strcmp(kernel, "sm90") == 0) ++*sm90_cases;
   const cudaError_t status = fastar::cuda::attention_forward_bf16(pg, nullptr);
   if (status != cudaSuccess) {
-    std::printf("FAIL %s  launch: %s\n", describe(c).c_str(), cudaGetErrorString(status));
+    std::printf("FAIL [%s] %s  launch: %s\n", kernel, describe(c).c_str(), cudaGetErrorString(status));
     return false;
   }
   CHECK_CUDA(cudaDeviceSynchronize());
@@ -213,8 +231,8 @@ bool run_case(const Case& c, uint32_t seed) {
     if (!(err <= max_lse_err)) max_lse_err = std::isnan(err) ? NAN : err;
   }
   const bool ok = bad == 0 && bad_lse == 0;
-  std::printf("%s %s  max_err=%.3e (tol %.3e, %lld bad)  lse_err=%.3e (%lld bad)\n", ok ? "PASS" : "FAIL",
-              describe(c).c_str(), max_err, tol, static_cast<long long>(bad), max_lse_err,
+  std::printf("%s [%-4s] %s  max_err=%.3e (tol %.3e, %lld bad)  lse_err=%.3e (%lld bad)\n", ok ? "PASS" : "FAIL",
+              kernel, describe(c).c_str(), max_err, tol, static_cast<long long>(bad), max_lse_err,
               static_cast<long long>(bad_lse));
   return ok;
 }
@@ -271,7 +289,7 @@ bool check_rejections() {
   return ok;
 }
 
-int run_checks() {
+int run_checks(const char* pass_name) {
   const int shapes[][2] = {{1, 1}, {17, 200}, {64, 64}, {65, 130}, {200, 17}, {4680, 4680}};
   const int head_choices[] = {1, 3, 12, 5, 2, 7, 8, 4};
   std::vector<Case> cases;
@@ -302,11 +320,28 @@ int run_checks() {
       }
     }
   }
-  int failures = 0;
+  // Shapes for the Hopper kernel's pipeline (many 128-key tiles, ring wrap-around, partial tiles),
+  // block_k a multiple of 128 > 128, and the head-major layout (different TMA strides).
+  for (int hd : {64, 128}) {
+    auto make = [&](int heads, int q_len, int kv_len) {
+      Case c;
+      c.head_dim = hd, c.heads = heads, c.q_len = q_len, c.kv_len = kv_len;
+      return c;
+    };
+    cases.push_back(make(3, 333, 1000));
+    { Case c = make(3, 333, 1000); c.bias = BiasKind::PerHead; c.bias_neg_inf = true; cases.push_back(c); }
+    { Case c = make(2, 700, 2000); c.block_q = 128; c.block_k = 384; c.density = 0.4; c.bias = BiasKind::Shared; cases.push_back(c); }
+    { Case c = make(4, 300, 1000); c.head_major = true; cases.push_back(c); }
+    { Case c = make(2, 257, 900); c.head_major = true; c.block_q = 128; c.block_k = 256; c.density = 0.5; c.bias = BiasKind::PerHead; cases.push_back(c); }
+    cases.push_back(make(5, 129, 2));
+    cases.push_back(make(12, 1, 4680));
+  }
+  int failures = 0, sm90_cases = 0;
   uint32_t seed = 1234;
-  for (const Case& c : cases) failures += run_case(c, seed++) ? 0 : 1;
+  for (const Case& c : cases) failures += run_case(c, seed++, &sm90_cases) ? 0 : 1;
   failures += check_rejections() ? 0 : 1;
-  std::printf("%s: %d failure(s) in %zu cases\n", failures ? "FAILED" : "ALL PASSED", failures, cases.size() + 1);
+  std::printf("%s: %s: %d failure(s) in %zu cases (%d ran on the sm90 kernel)\n", pass_name,
+              failures ? "FAILED" : "ALL PASSED", failures, cases.size() + 1, sm90_cases);
   return failures ? 1 : 0;
 }
 
@@ -339,7 +374,7 @@ int run_bench() {
   std::printf("device: %s\n", prop.name);
   std::printf("heads=%d head_dim=%d q_len=%d bf16; sparse: block_q=%d block_k=%d; median of 10 after warm-up\n", kHeads,
               kHd, kQ, kBlockQ, kBlockK);
-  std::printf("%-12s %8s %10s %12s %10s\n", "variant", "kv_len", "time_ms", "visited_keys", "TFLOP/s");
+  std::printf("%-12s %8s %-6s %10s %12s %10s\n", "variant", "kv_len", "kernel", "time_ms", "visited_keys", "TFLOP/s");
   cudaEvent_t start, stop;
   CHECK_CUDA(cudaEventCreate(&start));
   CHECK_CUDA(cudaEventCreate(&stop));
@@ -381,22 +416,29 @@ int run_bench() {
       didx.upload(index);
       p.block_offsets = doff.ptr, p.block_index = didx.ptr, p.block_q = kBlockQ, p.block_k = kBlockK;
     }
-    for (int i = 0; i < 3; ++i) CHECK_CUDA(fastar::cuda::attention_forward_bf16(p, nullptr));
-    CHECK_CUDA(cudaDeviceSynchronize());
-    std::vector<float> times;
-    for (int i = 0; i < 10; ++i) {
-      CHECK_CUDA(cudaEventRecord(start));
-      CHECK_CUDA(fastar::cuda::attention_forward_bf16(p, nullptr));
-      CHECK_CUDA(cudaEventRecord(stop));
-      CHECK_CUDA(cudaEventSynchronize(stop));
-      float ms = 0;
-      CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-      times.push_back(ms);
+    // Each case twice: the default dispatch (sm90 where it applies), then FASTAR_ATTENTION=fa2.
+    for (const bool force_fa2 : {false, true}) {
+      if (force_fa2) setenv("FASTAR_ATTENTION", "fa2", 1);
+      const char* kernel = kernel_for(p);
+      for (int i = 0; i < 3; ++i) CHECK_CUDA(fastar::cuda::attention_forward_bf16(p, nullptr));
+      CHECK_CUDA(cudaDeviceSynchronize());
+      std::vector<float> times;
+      for (int i = 0; i < 10; ++i) {
+        CHECK_CUDA(cudaEventRecord(start));
+        CHECK_CUDA(fastar::cuda::attention_forward_bf16(p, nullptr));
+        CHECK_CUDA(cudaEventRecord(stop));
+        CHECK_CUDA(cudaEventSynchronize(stop));
+        float ms = 0;
+        CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+        times.push_back(ms);
+      }
+      if (force_fa2) unsetenv("FASTAR_ATTENTION");
+      std::sort(times.begin(), times.end());
+      const double ms = 0.5 * (times[4] + times[5]);
+      const double flops = 4.0 * pairs * kHd * kHeads;
+      std::printf("%-12s %8d %-6s %10.3f %12.0f %10.1f\n", b.name, b.kv_len, kernel, ms, pairs / kQ,
+                  flops / (ms * 1e-3) / 1e12);
     }
-    std::sort(times.begin(), times.end());
-    const double ms = 0.5 * (times[4] + times[5]);
-    const double flops = 4.0 * pairs * kHd * kHeads;
-    std::printf("%-12s %8d %10.3f %12.0f %10.1f\n", b.name, b.kv_len, ms, pairs / kQ, flops / (ms * 1e-3) / 1e12);
   }
   CHECK_CUDA(cudaEventDestroy(start));
   CHECK_CUDA(cudaEventDestroy(stop));
@@ -412,5 +454,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) return run_bench();
-  return run_checks();
+  // Pass 1: default dispatch (sm90 where it applies); pass 2: FASTAR_ATTENTION=fa2 (mma.sync only).
+  const int default_status = run_checks("default dispatch");
+  setenv("FASTAR_ATTENTION", "fa2", 1);
+  const int fa2_status = run_checks("FASTAR_ATTENTION=fa2");
+  unsetenv("FASTAR_ATTENTION");
+  std::printf("default dispatch: %s; FASTAR_ATTENTION=fa2: %s\n", default_status ? "FAILED" : "passed",
+              fa2_status ? "FAILED" : "passed");
+  return default_status || fa2_status ? 1 : 0;
 }

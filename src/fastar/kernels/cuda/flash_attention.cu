@@ -20,7 +20,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
+
+#include "fastar/kernels/cuda/flash_attention_sm90.h"
 
 namespace fastar::cuda {
 
@@ -403,6 +407,15 @@ cudaError_t attention_forward_bf16(const AttentionParams& p, cudaStream_t stream
       (!p.block_index || (p.block_q != 64 && p.block_q != 128) || p.block_k <= 0 || p.block_k % kBlockN != 0))
     return cudaErrorInvalidValue;
   if (p.q_len == 0) return cudaSuccess;
+
+  // Hopper: the wgmma/TMA kernel (flash_attention_sm90.cu) for what it accepts; FASTAR_ATTENTION=fa2
+  // forces this file's mma.sync kernel (for comparisons). cudaErrorNotSupported = the driver refused
+  // the TMA descriptors: fall through.
+  const char* forced = std::getenv("FASTAR_ATTENTION");
+  if ((forced == nullptr || std::strcmp(forced, "fa2") != 0) && attention_sm90_accepts(p)) {
+    const cudaError_t status = attention_forward_bf16_sm90(p, stream);
+    if (status != cudaErrorNotSupported) return status;
+  }
 
   // The only place runtime flags become template instances. Dense runs use 64-row query tiles;
   // block-sparse runs use the mask's block_q (64 or 128) as the query tile.

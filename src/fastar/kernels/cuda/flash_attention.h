@@ -16,6 +16,9 @@
 //   - block-causal: causal_block >= 1 and q_len <= kv_len.
 // The variants combine freely (bias + block-sparse + block-causal).
 // A row the mask leaves with no visible key gets o = 0 and lse = -inf.
+// On an sm_90 device the calls that flash_attention_sm90.h accepts (head_dim 64/128, bias and/or
+// block-sparse with block_q 128, no block-causal) run on the Hopper wgmma/TMA kernel; the rest, or
+// every call when the environment sets FASTAR_ATTENTION=fa2, on the portable mma.sync kernel.
 // Errors are returned, never thrown; a launch error is returned as well (the launch is async, so
 // faults inside the kernel show up at the next synchronizing call).
 #pragma once
