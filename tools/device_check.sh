@@ -1,24 +1,57 @@
 #!/usr/bin/env bash
-# Builds fastar's CUDA code on a GPU machine, checks every CUDA kernel against the CPU reference,
-# and times it beside PyTorch SDPA in the same call. Logs go to $OUT (or ./device-out); the last
-# lines printed are the summary tables.
-#   usage: tools/device_check.sh
+# fastar on a GPU machine, in one call: builds the CUDA code, checks every CUDA kernel and policy
+# against the CPU reference, and times them beside PyTorch (SDPA cuDNN / FlashAttention-2) in the
+# same call. Logs go to $OUT (or ./device-out); the last lines printed are the summary tables.
+#
+#   tools/device_check.sh [build] [check] [bench] [rollout]     (no argument: build check bench)
+#     build    cmake + ninja of fastar and the GPU check programs (build-device/)
+#     check    correctness: attention (Hopper and mma.sync kernels), ops, DiT + rollouts + policies,
+#              gated delta rule, TempCache merge; exit 1 if any check fails
+#     bench    timings: GEMMs, attention vs SDPA, one chunk forward vs PyTorch eager at 0/21/60/120
+#              cached frames, TempCache forced densities, ARL² 22/30, GDN and TempCache commit kernels
+#     rollout  fastar bench rollout at Wan2.1-1.3B shapes (dense, window, tempcache+window, arl2) and
+#              the PyTorch dense rollout, same call (ROLLOUT_FRAMES latent frames, default 60)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-device-out}"
 mkdir -p "$out"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
-cmake -S . -B build-device -G Ninja -DFASTAR_TESTS=OFF -DFASTAR_VIDEO=OFF >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-ninja -C build-device cuda_attention_check cuda_ops_check cuda_dit_check >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+phases="${*:-build check bench}"
+has() { [[ " $phases " == *" $1 "* ]]; }
 status=0
-for check in attention ops dit; do
-  ./build-device/cuda_${check}_check >"$out/${check}_check.log" 2>&1 || status=1
-  grep -E "FAIL|PASSED|passed|failed" "$out/${check}_check.log" | tail -4
-done
-grep -E "^(PASS|FAIL)" "$out/dit_check.log"
-./build-device/cuda_ops_check --bench 2>&1 | tee "$out/ops_bench.log" | tail -6
-./build-device/cuda_dit_check --bench 2>&1 | tee "$out/dit_bench.log" | tail -6
-python3 tools/bench_torch_chunk.py --depths 0,21,60,120 --backend cudnn --compile none --repeats 10 2>&1 | tee "$out/torch_chunk.log" | tail -8
-./build-device/cuda_attention_check --bench 2>&1 | tee "$out/attention_bench.log" | tail -15
-python3 tools/bench_sdpa.py 2>&1 | tee "$out/sdpa_bench.log" | tail -8
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
+
+if has build; then
+  cmake -S . -B build-device -G Ninja -DFASTAR_TESTS=OFF -DFASTAR_VIDEO=OFF >"$out/configure.log" 2>&1 ||
+    { tail -30 "$out/configure.log"; exit 1; }
+  ninja -C build-device fastar cuda_attention_check cuda_ops_check cuda_dit_check cuda_gdn_check cuda_tempcache_check \
+    >"$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
+fi
+
+if has check; then
+  for check in attention ops dit gdn tempcache; do
+    timeout 300 ./build-device/cuda_${check}_check >"$out/${check}_check.log" 2>&1 || status=1
+    echo "== ${check}: $(grep -cE '^(PASS|ok)' "$out/${check}_check.log") pass lines, $(grep -cE '^FAIL' "$out/${check}_check.log") FAIL lines"
+    grep -E "^FAIL" "$out/${check}_check.log" | head -8
+    tail -2 "$out/${check}_check.log"
+  done
+fi
+
+if has bench; then
+  ./build-device/cuda_ops_check --bench 2>&1 | tee "$out/ops_bench.log" | tail -5
+  ./build-device/cuda_attention_check --bench 2>&1 | tee "$out/attention_bench.log" | tail -15
+  python3 tools/bench_sdpa.py 2>&1 | tee "$out/sdpa_bench.log" | tail -6
+  ./build-device/cuda_gdn_check --bench 2>&1 | tee "$out/gdn_bench.log" | tail -6
+  ./build-device/cuda_tempcache_check --bench 2>&1 | tee "$out/tempcache_bench.log" | tail -6
+  ./build-device/cuda_dit_check --bench 2>&1 | tee "$out/dit_bench.log" | grep -E "^\|"
+  python3 tools/bench_torch_chunk.py --depths 0,21,60,120 --backend cudnn --compile none --repeats 10 2>&1 |
+    tee "$out/torch_chunk.log" | tail -6
+fi
+
+if has rollout; then
+  frames="${ROLLOUT_FRAMES:-60}"
+  python3 tools/bench_torch_rollout.py --frames "$frames" --backend cudnn --out "$out/torch_rollout.csv" 2>&1 | tail -3
+  ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda --frames "$frames" \
+    --policy dense,window,tempcache+window,arl2 --window 9 --sink 3 --out "$out/rollout" \
+    --baseline-csv "$out/torch_rollout.csv" 2>"$out/rollout.log" | tail -12
+fi
 exit $status

@@ -12,10 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "fastar/attention/arl2_hybrid_memory.h"
+#include "fastar/attention/cuda/arl2_memory_cuda.h"
+#include "fastar/attention/cuda/cuda_policies.h"
 #include "fastar/attention/cuda/kv_cache_cuda.h"
+#include "fastar/attention/cuda/tempcache_memory_cuda.h"
+#include "fastar/attention/tempcache_memory.h"
 #include "fastar/attention/kv_policies.h"
 #include "fastar/core/safetensors.h"
 #include "fastar/kernels/cuda/device_memory.h"
+#include "fastar/kernels/cuda/flash_attention.h"
 #include "fastar/model/cuda/wan_dit_cuda.h"
 #include "fastar/model/wan_dit.h"
 #include "fastar/model/wan_weights.h"
@@ -144,9 +150,96 @@ int check(const std::string& root) {
              rel_err(b.data<float>(), a.data<float>(), a.numel()), kRolloutTolerance, extra);
     }
   }
+  // Policies on the GPU against their CPU references, 4 chunks each (latent 16x24).
+  auto compare_rollouts = [&](const std::string& name, const WanModel& m, CrossFrameMemory& cpu_memory,
+                              cuda::CudaCrossFrameMemory& gpu_memory, double tolerance) {
+    const WanConfig& mc = m.config();
+    RolloutConfig rc;
+    rc.seed = 17;
+    rc.latent_height = 16;
+    rc.latent_width = 24;
+    const int64_t tpf = (rc.latent_height / mc.patch_h) * (rc.latent_width / mc.patch_w);
+    Tensor context = Tensor::zeros({mc.text_len, mc.text_dim});
+    gaussian_noise(context.data<float>(), 7 * mc.text_dim, 5, 0);
+    WanPrompt prompt = m.prepare_prompt(context);
+    SelfForcingRollout cpu(m, cpu_memory, prompt, rc);
+    cuda::CudaWanModel gpu(m, 3 * tpf, stream);
+    gpu.set_prompt(prompt);
+    cuda::CudaSelfForcingRollout rollout(gpu, gpu_memory, rc);
+    for (int chunk = 0; chunk < 4; ++chunk) {
+      Tensor a = cpu.next_chunk(), b = rollout.next_chunk();
+      char extra[64];
+      std::snprintf(extra, sizeof extra, "PSNR %.1f dB", psnr(b.data<float>(), a.data<float>(), a.numel()));
+      report(name + " rollout chunk " + std::to_string(chunk) + " CUDA vs CPU", rel_err(b.data<float>(), a.data<float>(), a.numel()),
+             tolerance, extra);
+    }
+  };
+  const int64_t tpf_small = (16 / c.patch_h) * (24 / c.patch_w);
+  {
+    // ARL²: layer 0 hybrid, layer 1 dense; random hybrid weights (φ near identity).
+    WanConfig hc = c;
+    hc.hybrid_layers = {0};
+    WanModel hybrid(hc, random_wan_weights(hc, 31));
+    Arl2HybridMemory cpu_memory(hc, hybrid.weights(), std::make_unique<DenseMemory>(hc.num_layers, hc.num_heads, hc.head_dim()));
+    cuda::CudaPolicySpec spec;
+    spec.policy = "arl2";
+    auto gpu_memory = cuda::make_cuda_memory(hybrid, spec, tpf_small, 3, 12);
+    compare_rollouts("arl2 (1 of 2 layers hybrid)", hybrid, cpu_memory, *gpu_memory, kRolloutTolerance);
+    const Tensor gpu_state = static_cast<cuda::CudaArl2Memory&>(*gpu_memory).state(0);
+    const std::vector<float>& cpu_state = cpu_memory.state(0);
+    report("arl2 state after 3 commits CUDA vs CPU", rel_err(gpu_state.data<float>(), cpu_state.data(), gpu_state.numel()),
+           kRolloutTolerance);
+  }
+  for (const char* ann : {"lsh", "quant"}) {
+    // TempCache: above 1 the threshold never merges (= dense); at 0.9 the merges of both backends follow the
+    // same rule (bf16 keys on the GPU can flip decisions that sit at the threshold: the tolerance is a rollout's).
+    for (float threshold : {2.0f, 0.9f}) {
+      TempCacheOptions options;
+      options.threshold = threshold;
+      options.ann = std::string(ann) == "lsh" ? AnnBackend::lsh : AnnBackend::quant;
+      TempCacheMemory cpu_memory(c.num_layers, c.num_heads, c.head_dim(), options);
+      cuda::CudaPolicySpec spec;
+      spec.policy = "tempcache";
+      spec.tempcache = options;
+      auto gpu_memory = cuda::make_cuda_memory(model, spec, tpf_small, 3, 12);
+      char name[64];
+      std::snprintf(name, sizeof name, "tempcache %s t=%.1f", ann, threshold);
+      compare_rollouts(name, model, cpu_memory, *gpu_memory, kRolloutTolerance);
+      const auto& gm = static_cast<cuda::CudaTempCacheMemory&>(*gpu_memory);
+      std::printf("     %s: density CPU %.4f GPU %.4f, merges GPU %lld\n", name, cpu_memory.stats().total.density, gm.density(),
+                  static_cast<long long>(gm.merges()));
+      report(std::string(name) + " density CUDA vs CPU", std::fabs(gm.density() - cpu_memory.stats().total.density), 0.02);
+    }
+  }
+
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "ALL PASSED", failures);
   return failures ? 1 : 0;
 }
+
+// A dense KV cache read through the biased attention variant (zero bias): what TempCache's attention
+// costs at a given number of cached rows, for the forced-density benchmark.
+class BiasedKvCache : public cuda::CudaKvCache {
+ public:
+  BiasedKvCache(int64_t layers, int64_t heads, int64_t head_dim, int64_t tpf, int64_t capacity_frames)
+      : CudaKvCache(layers, heads, head_dim, tpf, capacity_frames), heads_(heads), head_dim_(head_dim), tpf_(tpf) {
+    bias_ = cuda::to_device(Tensor::zeros({heads, capacity_frames * tpf}));
+  }
+  void attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* o, cudaStream_t st, const cuda::CudaLayerInputs*) override {
+    const int64_t n = call_tokens_;
+    AttentionParams p = packed_attention_params(q, k(layer), v(layer), o, n, tokens() + n, heads_, head_dim_);
+    p.key_bias = bias_.data<float>();
+    p.key_bias_head_stride = bias_.size(1);
+    if (cuda::attention_forward_bf16(p, st) != cudaSuccess) std::printf("FAIL biased attention launch\n");
+  }
+  void begin(const cuda::CudaMemoryCall& call) override {
+    CudaKvCache::begin(call);
+    call_tokens_ = call.num_frames * call.tokens_per_frame;
+  }
+
+ private:
+  int64_t heads_, head_dim_, tpf_, call_tokens_ = 0;
+  Tensor bias_;
+};
 
 int bench(const std::string& root) {
   WanConfig c = WanConfig::load(root + "/configs/wan2.1-t2v-1.3b/config.json");
@@ -169,8 +262,12 @@ int bench(const std::string& root) {
   for (int64_t depth : {0, 21, 60, 120}) {
     cuda::CudaKvCache cache(c.num_layers, c.num_heads, c.head_dim(), tpf, depth + frames);
     const std::vector<float> clean(3, 0.0f), noisy(3, 937.5f);
-    for (int64_t f = 0; f < depth; f += frames)
-      gpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, clean, f, &cache, true);
+    // The timing does not depend on the cached values: mark `depth` frames as committed without
+    // computing them (a full fill at 120 frames costs 40 forwards of up to 0.7 s).
+    if (depth > 0) {
+      cache.begin(cuda::CudaMemoryCall{0, depth, tpf, true});
+      cache.commit(stream);
+    }
     double median[2] = {0, 0}, best = 1e30;
     for (int graphs = 1; graphs >= 0; --graphs) {
       gpu.set_graphs_enabled(graphs == 1);
@@ -198,6 +295,73 @@ int bench(const std::string& root) {
       gpu.set_profiling(false);
     }
   }
+  // TempCache at forced densities: at video frame 3000 (750 latent frames) a cache at density d holds
+  // d·750 frames' worth of representatives, read with the log-multiplicity bias (zeros here: the time
+  // does not depend on the values). Random weights merge almost nothing, so the density is forced.
+  {
+    std::printf("\n| TempCache forced density at 750 latent frames | cached frames | chunk forward ms (median of 5) | vs dense at 120 |\n|---|---|---|---|\n");
+    for (double density : {0.16, 0.30}) {
+      const int64_t depth = static_cast<int64_t>(density * 750 / frames) * frames;
+      BiasedKvCache cache(c.num_layers, c.num_heads, c.head_dim(), tpf, depth + frames);
+      const std::vector<float> clean(3, 0.0f), noisy(3, 937.5f);
+      cache.begin(cuda::CudaMemoryCall{0, depth, tpf, true});  // marked committed, not computed (as above)
+      cache.commit(stream);
+      std::vector<float> ms;
+      for (int r = 0; r < 8; ++r) {
+        cudaEventRecord(start, stream);
+        gpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, noisy, depth, &cache, false);
+        cudaEventRecord(stop, stream);
+        cudaEventSynchronize(stop);
+        float t = 0;
+        cudaEventElapsedTime(&t, start, stop);
+        if (r >= 3) ms.push_back(t);
+      }
+      std::sort(ms.begin(), ms.end());
+      std::printf("| %.0f%% | %ld | %.1f | — |\n", density * 100, depth, ms[ms.size() / 2]);
+      std::fflush(stdout);
+    }
+  }
+
+  // ARL² at Wan2.1-1.3B shapes: 22 of 30 layers hybrid (no KV cache, a 12×128×128 state each), the
+  // other 8 dense; the same chunk forward at the same cache depths.
+  {
+    WanConfig hc = c;
+    for (int64_t l = 0; l < 22; ++l) hc.hybrid_layers.push_back(l);
+    std::printf("\ngenerating random ARL² (22/30 hybrid) weights...\n");
+    std::fflush(stdout);
+    WanModel hybrid(hc, random_wan_weights(hc, 2));
+    cuda::CudaWanModel hgpu(hybrid, frames * tpf, stream);
+    hgpu.set_prompt(hybrid.prepare_prompt(Tensor::zeros({hc.text_len, hc.text_dim})));
+    std::printf("| ARL² 22/30: cached latent frames | chunk forward ms (median of 5) | clean pass with state update ms | memory GB (8 KV layers + states) |\n|---|---|---|---|\n");
+    for (int64_t depth : {0, 21, 60, 120}) {
+      cuda::CudaPolicySpec spec;
+      spec.policy = "arl2";
+      auto memory = cuda::make_cuda_memory(hybrid, spec, tpf, frames, depth + frames);
+      const std::vector<float> clean(3, 0.0f), noisy(3, 937.5f);
+      for (int64_t f = 0; f < depth; f += frames) hgpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, clean, f, memory.get(), true);
+      std::vector<float> ms, commit_ms;
+      for (int r = 0; r < 8; ++r) {
+        cudaEventRecord(start, stream);
+        hgpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, noisy, depth, memory.get(), false);
+        cudaEventRecord(stop, stream);
+        cudaEventSynchronize(stop);
+        float t = 0;
+        cudaEventElapsedTime(&t, start, stop);
+        if (r >= 3) ms.push_back(t);
+      }
+      // One clean pass with the state update (it commits: measured once, at the end).
+      cudaEventRecord(start, stream);
+      hgpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, clean, depth, memory.get(), true);
+      cudaEventRecord(stop, stream);
+      cudaEventSynchronize(stop);
+      float commit = 0;
+      cudaEventElapsedTime(&commit, start, stop);
+      std::sort(ms.begin(), ms.end());
+      std::printf("| %ld | %.1f | %.1f | %.2f |\n", depth, ms[ms.size() / 2], commit, memory->bytes() / 1e9);
+      std::fflush(stdout);
+    }
+  }
+
   for (const auto& [depth, stages] : profiles) {
     double total = 0;
     for (const auto& [stage, ms] : stages) total += ms;

@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "fastar/model/wan_dit.h"
+#ifdef FASTAR_HAVE_CUDA
+#include "fastar/attention/cuda/cuda_policies.h"
+#endif
 #include "fastar/rollout/self_forcing.h"
 
 namespace fastar::app {
@@ -24,13 +27,12 @@ struct ChunkSample {
 // Returns false to stop the rollout early.
 using ChunkObserver = std::function<bool(const ChunkSample&)>;
 
-// The bench's view of one policy on the GPU: dense | window (sink + window frames). Throws
-// fastar::Error for other names or when the memory does not fit; returns the latent frames it
-// could allocate for (dense may fit fewer than asked: the rollout then stops there).
+// One policy's rollout on the GPU (attention/cuda/cuda_policies.h). Throws fastar::Error for
+// unknown policies or memory that does not fit; returns the latent frames it could allocate for
+// (a dense cache may fit fewer than asked: the rollout then stops there).
 #ifdef FASTAR_HAVE_CUDA
 int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config,
-                           const std::string& policy, int64_t window, int64_t sink, int64_t chunks,
-                           const ChunkObserver& observe);
+                           const cuda::CudaPolicySpec& policy, int64_t chunks, const ChunkObserver& observe);
 #endif
 
 // Video frames of a Wan-VAE video after `latent_frames` latent frames: 1 + 4·(latent − 1).

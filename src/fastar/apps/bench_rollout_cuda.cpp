@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "fastar/apps/bench_rollout.h"
-#include "fastar/attention/cuda/kv_cache_cuda.h"
+#include "fastar/attention/cuda/cuda_policies.h"
 #include "fastar/core/error.h"
 #include "fastar/rollout/cuda/self_forcing_cuda.h"
 
@@ -26,8 +26,7 @@ int64_t device_bytes_in_use() {
 }  // namespace
 
 int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config,
-                           const std::string& policy, int64_t window, int64_t sink, int64_t chunks,
-                           const ChunkObserver& observe) {
+                           const cuda::CudaPolicySpec& policy, int64_t chunks, const ChunkObserver& observe) {
   const WanConfig& c = model.config();
   const int64_t chunk_frames = config.schedule.frames_per_chunk / c.patch_t;
   const int64_t tpf = (config.latent_height / c.patch_h) * (config.latent_width / c.patch_w);
@@ -37,32 +36,28 @@ int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const
   {
     cuda::CudaWanModel gpu(model, chunk_frames * tpf, stream);
     gpu.set_prompt(prompt);
-    std::unique_ptr<cuda::CudaCrossFrameMemory> memory;
-    if (policy == "dense") {
+    int64_t total_frames = chunks * chunk_frames;
+    if (policy.policy == "dense" || (policy.policy == "arl2" && policy.window < 0)) {
       // Dense holds every frame: allocate what fits (leaving 2 GiB of headroom) and stop there.
       size_t free_bytes = 0, total_bytes = 0;
       cudaMemGetInfo(&free_bytes, &total_bytes);
-      const int64_t frame_bytes = 2 * c.num_layers * tpf * c.dim * 2;
+      const int64_t dense_layers = c.num_layers - static_cast<int64_t>(c.hybrid_layers.size());
+      const int64_t frame_bytes = std::max<int64_t>(1, 2 * dense_layers * tpf * c.dim * 2);
       const int64_t headroom = int64_t{2} << 30;
       const int64_t fit = std::max<int64_t>(0, (static_cast<int64_t>(free_bytes) - headroom) / frame_bytes);
-      const int64_t want = chunks * chunk_frames;
-      const int64_t capacity = std::min(want, fit / chunk_frames * chunk_frames);
-      FASTAR_CHECK(capacity >= chunk_frames, "dense: not even one chunk's KV cache fits on the GPU");
-      if (capacity < want) {
+      const int64_t capacity = std::min(total_frames, fit / chunk_frames * chunk_frames);
+      FASTAR_CHECK(capacity >= chunk_frames, policy.policy << ": not even one chunk's KV cache fits on the GPU");
+      if (capacity < total_frames) {
+        std::fprintf(stderr, "%s: the KV cache of %lld latent frames needs %.1f GB; %.1f GB are free, so the rollout "
+                             "stops at %lld latent frames (%lld video frames)\n",
+                     policy.policy.c_str(), static_cast<long long>(total_frames), total_frames * frame_bytes / 1e9,
+                     free_bytes / 1e9, static_cast<long long>(capacity), static_cast<long long>(video_frames_of(capacity)));
         ran_chunks = capacity / chunk_frames;
-        std::fprintf(stderr, "dense: the KV cache of %lld latent frames needs %.1f GB; %.1f GB are free, so the dense "
-                             "rollout stops at %lld latent frames (%lld video frames)\n",
-                     static_cast<long long>(want), want * frame_bytes / 1e9, free_bytes / 1e9,
-                     static_cast<long long>(capacity), static_cast<long long>(video_frames_of(capacity)));
+        total_frames = capacity;
       }
-      memory = std::make_unique<cuda::CudaKvCache>(c.num_layers, c.num_heads, c.head_dim(), tpf, capacity);
-    } else if (policy == "window") {
-      memory = std::make_unique<cuda::CudaKvCache>(c.num_layers, c.num_heads, c.head_dim(), tpf,
-                                                   sink + window + chunk_frames, window, sink);
-    } else {
-      FASTAR_FAIL("fastar bench rollout --device cuda: policy '" << policy << "' has no GPU version yet; "
-                  "GPU policies: dense, window (use --device cpu for the others)");
     }
+    std::unique_ptr<cuda::CudaCrossFrameMemory> memory =
+        cuda::make_cuda_memory(model, policy, tpf, chunk_frames, total_frames);
     cuda::CudaSelfForcingRollout rollout(gpu, *memory, config);
     int64_t peak = 0;
     for (int64_t chunk = 0; chunk < ran_chunks; ++chunk) {

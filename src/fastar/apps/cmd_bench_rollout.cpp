@@ -21,7 +21,9 @@
 #include "fastar/apps/args.h"
 #include "fastar/apps/bench_rollout.h"
 #include "fastar/apps/commands.h"
+#include "fastar/attention/arl2_hybrid_memory.h"
 #include "fastar/attention/kv_policies.h"
+#include "fastar/attention/tempcache_memory.h"
 #include "fastar/core/atomic_file.h"
 #include "fastar/core/error.h"
 #include "fastar/model/wan_weights.h"
@@ -42,7 +44,12 @@ const std::vector<OptionSpec> kSpecs = {
     {"shape", "NAME", "a published model's shapes with random weights instead of --model: wan2.1-1.3b", ""},
     {"random-weights", "SEED", "random weights for the model's config", "0 with --shape"},
     {"frames", "N", "latent frames to roll out per policy (video frames = 1 + 4·(N − 1))", "30"},
-    {"policy", "LIST", "comma-separated policies: dense, window (and what `fastar generate --policy` takes on the CPU)", "dense,window"},
+    {"policy", "LIST", "comma-separated policies: dense, window, tempcache, tempcache+window, arl2, arl2+window", "dense,window"},
+    {"tempcache-threshold", "T", "tempcache: merge when cosine >= T", "0.9"},
+    {"ann", "lsh|quant", "tempcache: nearest-neighbour back end", "lsh"},
+    {"tempcache-capacity", "N", "tempcache on the GPU: representatives per layer and head to preallocate", "enough for the run"},
+    {"hybrid-layers", "A-B", "arl2 with --shape or a model without hybrid layers: the layers made hybrid (random weights)",
+     "the first 22 of 30 (ARL²'s 75%), or the first 3/4 of the layers"},
     {"window", "W", "window policy: recent latent frames kept", "9"},
     {"sink", "S", "window policy: first latent frames kept", "3"},
     {"device", "NAME", "cpu | cuda", "cpu"},
@@ -73,12 +80,6 @@ int64_t peak_resident_bytes() {
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;
 }
 
-std::unique_ptr<CrossFrameMemory> make_cpu_memory(const std::string& policy, const WanConfig& c, int64_t window, int64_t sink) {
-  if (policy == "dense") return std::make_unique<DenseMemory>(c.num_layers, c.num_heads, c.head_dim());
-  if (policy == "window") return std::make_unique<WindowMemory>(c.num_layers, c.num_heads, c.head_dim(), window, sink);
-  FASTAR_FAIL("fastar bench rollout: unknown policy '" << policy << "'; choose from dense, window");
-}
-
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> out;
   std::stringstream stream(text);
@@ -87,6 +88,71 @@ std::vector<std::string> split(const std::string& text, char sep) {
     if (!item.empty()) out.push_back(item);
   return out;
 }
+
+// A bench policy name: base (dense | window | tempcache | arl2) and whether "+window" bounds it.
+struct BenchPolicy {
+  std::string base;
+  bool windowed = false;
+};
+
+BenchPolicy parse_bench_policy(const std::string& name) {
+  BenchPolicy p;
+  const size_t plus = name.find('+');
+  p.base = name.substr(0, plus);
+  if (plus != std::string::npos) {
+    FASTAR_CHECK(name.substr(plus) == "+window" && (p.base == "tempcache" || p.base == "arl2"),
+                 "fastar bench rollout: unknown policy '" << name << "'; choose from dense, window, tempcache, "
+                                                           "tempcache+window, arl2, arl2+window");
+    p.windowed = true;
+  }
+  FASTAR_CHECK(p.base == "dense" || p.base == "window" || p.base == "tempcache" || p.base == "arl2",
+               "fastar bench rollout: unknown policy '" << name << "'; choose from dense, window, tempcache, tempcache+window, "
+                                                         "arl2, arl2+window");
+  p.windowed = p.windowed || p.base == "window";
+  return p;
+}
+
+TempCacheOptions bench_tempcache_options(const Args& args) {
+  TempCacheOptions options;
+  options.threshold = static_cast<float>(args.get_double("tempcache-threshold", 0.9));
+  const std::string ann = args.get("ann", "lsh");
+  FASTAR_CHECK(ann == "lsh" || ann == "quant", "fastar bench rollout: --ann must be lsh or quant, got '" << ann << "'");
+  options.ann = ann == "lsh" ? AnnBackend::lsh : AnnBackend::quant;
+  options.validate();
+  return options;
+}
+
+std::unique_ptr<CrossFrameMemory> make_cpu_memory(const BenchPolicy& policy, const WanModel& model, int64_t window,
+                                                  int64_t sink, const TempCacheOptions& tempcache) {
+  const WanConfig& c = model.config();
+  auto base_cache = [&](bool windowed) -> std::unique_ptr<CrossFrameMemory> {
+    if (windowed) return std::make_unique<WindowMemory>(c.num_layers, c.num_heads, c.head_dim(), window, sink);
+    return std::make_unique<DenseMemory>(c.num_layers, c.num_heads, c.head_dim());
+  };
+  if (policy.base == "dense" || policy.base == "window") return base_cache(policy.windowed);
+  if (policy.base == "arl2") return std::make_unique<Arl2HybridMemory>(c, model.weights(), base_cache(policy.windowed));
+  TempCacheOptions options = tempcache;
+  if (policy.windowed) {
+    options.window = window;
+    options.sink = sink;
+  }
+  return std::make_unique<TempCacheMemory>(c.num_layers, c.num_heads, c.head_dim(), options);
+}
+
+// "A-B" or "A,B,C" -> layer list.
+std::vector<int64_t> parse_layers(const std::string& text, int64_t layers) {
+  std::vector<int64_t> out;
+  int64_t a = 0, b = 0;
+  char dash = 0;
+  if (std::sscanf(text.c_str(), "%ld%c%ld", &a, &dash, &b) == 3 && dash == '-') {
+    for (int64_t l = a; l <= b; ++l) out.push_back(l);
+  } else {
+    for (const std::string& item : split(text, ',')) out.push_back(std::stoll(item));
+  }
+  for (int64_t l : out) FASTAR_CHECK(l >= 0 && l < layers, "fastar bench rollout: --hybrid-layers has layer " << l << " of " << layers);
+  return out;
+}
+
 
 // Video frames per second of a chunk: the chunk's new video frames over its wall time.
 double chunk_fps(const ChunkSample& s, int64_t chunk_latent) {
@@ -309,7 +375,25 @@ int run_bench_rollout(int argc, char** argv) {
   Tensor actions;
   if (c.action_dim > 0) actions = Tensor::zeros({chunk_latent, c.action_dim});
   std::vector<PolicyRun> runs;
+  const TempCacheOptions tempcache = bench_tempcache_options(args);
+  std::unique_ptr<WanModel> hybrid;  // arl2 runs of a model without hybrid layers: the same config made hybrid
   for (const std::string& policy : policies) {
+    const BenchPolicy bp = parse_bench_policy(policy);
+    const WanModel* run_model = model.get();
+    if (bp.base == "arl2" && c.hybrid_layers.empty()) {
+      if (!hybrid) {
+        WanConfig hc = c;
+        hc.hybrid_layers = parse_layers(args.get("hybrid-layers", c.num_layers == 30 ? "0-21" : "0-" + std::to_string(c.num_layers * 3 / 4 - 1)),
+                                        c.num_layers);
+        std::fprintf(stderr, "arl2: random weights with %zu of %lld layers hybrid\n", hc.hybrid_layers.size(),
+                     static_cast<long long>(c.num_layers));
+        hybrid = std::make_unique<WanModel>(hc, random_wan_weights(hc, static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX))));
+      }
+      run_model = hybrid.get();
+    }
+    FASTAR_CHECK(bp.base == "arl2" || run_model->config().hybrid_layers.empty(),
+                 "fastar bench rollout: this model has hybrid layers; only the arl2 policies run it");
+    const WanPrompt run_prompt = run_model == model.get() ? prompt : run_model->prepare_prompt(Tensor::zeros({c.text_len, c.text_dim}));
     PolicyRun run;
     run.policy = policy;
     std::fprintf(stderr, "%s: %lld latent frames (%lld video frames) on the %s\n", policy.c_str(),
@@ -325,11 +409,19 @@ int run_bench_rollout(int argc, char** argv) {
     };
     if (device == "cuda") {
 #ifdef FASTAR_HAVE_CUDA
-      run.latent_frames_possible = bench_rollout_cuda(*model, prompt, rollout_config, policy, window, sink, chunks, observe);
+      cuda::CudaPolicySpec spec;
+      spec.policy = bp.base;
+      if (bp.windowed) {
+        spec.window = window;
+        spec.sink = sink;
+      }
+      spec.tempcache = tempcache;
+      spec.tempcache_capacity = args.get_int("tempcache-capacity", 0, 0, INT64_MAX);
+      run.latent_frames_possible = bench_rollout_cuda(*run_model, run_prompt, rollout_config, spec, chunks, observe);
 #endif
     } else {
-      std::unique_ptr<CrossFrameMemory> memory = make_cpu_memory(policy, c, window, sink);
-      SelfForcingRollout rollout(*model, *memory, prompt, rollout_config);
+      std::unique_ptr<CrossFrameMemory> memory = make_cpu_memory(bp, *run_model, window, sink, tempcache);
+      SelfForcingRollout rollout(*run_model, *memory, run_prompt, rollout_config);
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const auto start = std::chrono::steady_clock::now();
         rollout.next_chunk(c.action_dim > 0 ? &actions : nullptr, /*commit=*/chunk + 1 < chunks);

@@ -1,5 +1,6 @@
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -7,17 +8,25 @@
 #include <memory>
 
 #include "fastar/apps/args.h"
+#ifdef FASTAR_HAVE_CUDA
+#include "fastar/attention/cuda/cuda_policies.h"
+#endif
 #include "fastar/apps/commands.h"
 #include "fastar/apps/progress.h"
+#include "fastar/apps/ann_cli.h"
+#include "fastar/apps/tempcache_cli.h"
+#include "fastar/attention/arl2_hybrid_memory.h"
 #include "fastar/attention/kv_policies.h"
 #include "fastar/attention/rolling_sink_memory.h"
 #include "fastar/core/error.h"
 #include "fastar/core/safetensors.h"
+#include "fastar/model/text_encoder.h"
 #include "fastar/model/wan_dit.h"
 #include "fastar/rollout/frame_sink.h"
 #include "fastar/rollout/latent_preview.h"
 #include "fastar/rollout/rolling_forcing.h"
 #include "fastar/rollout/self_forcing.h"
+#include "fastar/world/actions.h"
 
 #ifndef FASTAR_DEFAULT_MODEL
 #define FASTAR_DEFAULT_MODEL ""
@@ -27,8 +36,8 @@ namespace fastar::app {
 
 #ifdef FASTAR_HAVE_CUDA
 // The Self-Forcing rollout on the GPU; calls on_chunk(x0, kv bytes, kv frames) per chunk.
-void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config, bool window_policy,
-                      int64_t window, int64_t sink, int64_t chunks,
+void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config,
+                      const cuda::CudaPolicySpec& policy, int64_t chunks,
                       const std::function<const Tensor*(int64_t chunk)>& chunk_actions,
                       const std::function<void(const Tensor&, int64_t, int64_t)>& on_chunk);
 #endif
@@ -39,12 +48,14 @@ const std::vector<OptionSpec> kSpecs = {
     {"model", "PATH", "model folder (config.json + safetensors) or weights file", "the model shipped with fastar"},
     {"random-weights", "SEED", "use deterministic random weights for the model's config (benchmarks, smoke tests)", ""},
     {"prompt-embeds", "FILE", "safetensors with the prompt embedding [rows, text_dim] (umT5 output); zero-padded to text_len", "empty prompt (all zeros)"},
+    {"prompt", "TEXT", "prompt text, for models with their own text encoder (words of MODEL/vocab.json)", "empty prompt"},
+    {"actions", "STR", "per-frame actions of action models: . none, U up, D down, L left, R right (rest: none)", "all none"},
     {"frames", "N", "latent frames to generate (rounded up to whole chunks; the first N are written)", "12"},
     {"seed", "S", "noise seed", "0"},
     {"schedule", "NAME", "self-forcing (chunk by chunk) | rolling-forcing (rolling window, own sink cache)", "self-forcing"},
-    {"policy", "NAME", "cross-frame memory for self-forcing: dense | window", "dense"},
-    {"window", "W", "window policy: recent latent frames kept", "9"},
-    {"sink", "S", "window policy: first frames kept as an attention sink", "3"},
+    {"policy", "NAME", "cross-frame memory for self-forcing: dense | window | arl2 (ARL² hybrid layers; the others dense, or window with --window/--sink) | tempcache (merged KV, with --window/--sink: merge, then evict); add +annsa and/or +annca for sparse attention (e.g. tempcache+annsa+annca)", "arl2 if the model has hybrid layers, else dense"},
+    {"window", "W", "window (and tempcache) policy: recent latent frames kept", "9"},
+    {"sink", "S", "window (and tempcache) policy: first frames kept as an attention sink", "3"},
     {"chunk-frames", "F", "latent frames per chunk", "3"},
     {"steps", "LIST", "denoising steps before warping", "1000,750,500,250; rolling-forcing: 1000,800,600,400,200"},
     {"shift", "S", "timestep shift", "5"},
@@ -87,13 +98,24 @@ void parse_latent_size(const std::string& text, int64_t* height, int64_t* width)
 
 }  // namespace
 
+// kSpecs plus the TempCache options (tempcache_cli.h).
+const std::vector<OptionSpec>& generate_specs() {
+  static const std::vector<OptionSpec> specs = [] {
+    std::vector<OptionSpec> all = kSpecs;
+    all.insert(all.end(), tempcache_option_specs().begin(), tempcache_option_specs().end());
+    all.insert(all.end(), ann_option_specs().begin(), ann_option_specs().end());
+    return all;
+  }();
+  return specs;
+}
+
 int run_generate(int argc, char** argv) {
-  Args args("generate", kSpecs, argc, argv);
+  Args args("generate", generate_specs(), argc, argv);
   if (args.help()) {
     std::fputs(format_help("fastar generate [--model PATH] [--prompt-embeds FILE] --frames N --seed S --policy dense|window --out DIR|FILE.mp4",
                            "Rolls out a causal Wan video model chunk by chunk (Self-Forcing schedule) and writes the\n"
                            "frames. Until a model has a decoder, frames are its latents' first three channels as RGB.",
-                           kSpecs)
+                           generate_specs())
                    .c_str(),
                stdout);
     return 0;
@@ -146,8 +168,17 @@ int run_generate(int argc, char** argv) {
   const int64_t chunks = (frames + chunk_frames - 1) / chunk_frames;
 
   // Memory policy.
-  const std::string policy = args.get("policy", "dense");
+  const bool hybrid_model = !config.hybrid_layers.empty();  // ARL² (docs/arl2.md)
+  const AnnPolicy ann = split_ann_policy(args.get("policy", hybrid_model ? "arl2" : "dense"));  // base+annsa+annca
+  const std::string policy = ann.base;
+  FASTAR_CHECK(!hybrid_model || (policy == "arl2" && !rolling),
+               "fastar generate: this model has ARL² hybrid layers (config 'hybrid_layers'); they run only with --policy arl2 "
+               "and --schedule self-forcing");
   std::unique_ptr<CrossFrameMemory> memory;
+  TempCacheMemory* tempcache = nullptr;  // set for --policy tempcache, for the end-of-run report
+  FASTAR_CHECK(tempcache_options_allowed(args, ann),
+               "fastar generate: --tempcache-threshold/--ann/--tempcache-match/--tempcache-max-tokens/--tempcache-recall "
+               "apply only to --policy tempcache");
   if (rolling) {
     // Rolling Forcing's own cache (wan-spec.md §5): one block of sink, 24 frames held, 21 attended;
     // the window must fit: sink + window blocks <= 21 frames.
@@ -162,24 +193,66 @@ int run_generate(int argc, char** argv) {
   } else if (policy == "window") {
     memory = std::make_unique<WindowMemory>(config.num_layers, config.num_heads, config.head_dim(),
                                             args.get_int("window", 9, 0, INT64_MAX), args.get_int("sink", 3, 0, INT64_MAX));
+  } else if (policy == "arl2") {
+    std::unique_ptr<CrossFrameMemory> inner;
+    if (args.has("window") || args.has("sink"))
+      inner = std::make_unique<WindowMemory>(config.num_layers, config.num_heads, config.head_dim(),
+                                             args.get_int("window", 9, 0, INT64_MAX), args.get_int("sink", 3, 0, INT64_MAX));
+    else
+      inner = std::make_unique<DenseMemory>(config.num_layers, config.num_heads, config.head_dim());
+    memory = std::make_unique<Arl2HybridMemory>(config, model->weights(), std::move(inner));
+  } else if (policy == "tempcache") {  // docs/tempcache.md; composes with --window/--sink
+    auto owned = make_tempcache_memory(args, config);
+    tempcache = owned.get();
+    memory = std::move(owned);
   } else {
-    FASTAR_FAIL("fastar generate: unknown --policy '" << policy << "'; choose dense or window");
+    FASTAR_FAIL("fastar generate: unknown --policy '" << policy << "'; choose dense, window, arl2 or tempcache");
   }
+  // AnnSA wraps the memory, AnnCA replaces dense cross-attention (docs/ann-attention.md).
+  const AnnModules ann_modules = build_ann_modules(args, ann, config, rollout_config.schedule.timesteps(), &memory);
+  rollout_config.cross_attention = ann_modules.annca.get();
 
   // Prompt.
   Tensor context;
-  if (args.has("prompt-embeds")) {
+  FASTAR_CHECK(!(args.has("prompt") && args.has("prompt-embeds")),
+               "fastar generate: give either --prompt or --prompt-embeds, not both");
+  if (args.has("prompt")) {
+    FASTAR_CHECK(TextEncoder::available(model_path),
+                 "fastar generate: --prompt needs a model with its own text encoder (a 'text_encoder' section in "
+                 "config.json); this model takes umT5 embeddings: pass --prompt-embeds FILE");
+    const TextEncoder encoder = TextEncoder::load(model_path);
+    const std::string text = args.get("prompt", "");
+    context = encoder.encode(text);
+    std::fprintf(stderr, "prompt: \"%s\" (%zu words, text encoder of %s)\n", text.c_str(), encoder.tokenize(text).size(),
+                 model_path.c_str());
+  } else if (args.has("prompt-embeds")) {
     context = load_prompt_embedding(args.get("prompt-embeds", ""), config);
   } else {
     context = Tensor::zeros({config.text_len, config.text_dim});
     std::fprintf(stderr, "prompt: none given (--prompt-embeds); using the empty (all-zero) prompt embedding\n");
   }
   const WanPrompt prompt = model->prepare_prompt(context);
-  Tensor actions;
+  // Actions: one per frame, one-hot over (none, up, down, left, right) for world models (action_dim 5).
+  std::vector<Tensor> actions;  // per chunk: [chunk_frames, action_dim]
+  FASTAR_CHECK(!args.has("actions") || config.action_dim == world::kNumActions,
+               "fastar generate: --actions needs a model with " << world::kNumActions << " one-hot actions (config action_dim "
+                                                                << world::kNumActions << "); this model has action_dim "
+                                                                << config.action_dim);
   if (config.action_dim > 0) {
-    actions = Tensor::zeros({chunk_frames, config.action_dim});
-    std::fprintf(stderr, "actions: this model takes per-frame actions; using zeros (no action input yet)\n");
+    const std::vector<uint8_t> per_frame = world::parse_actions(args.get("actions", ""), chunks * chunk_frames);
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      actions.push_back(Tensor::zeros({chunk_frames, config.action_dim}));
+      if (config.action_dim != world::kNumActions) continue;  // not a world model: zeros
+      for (int64_t f = 0; f < chunk_frames; ++f)
+        actions.back().data<float>()[f * config.action_dim + per_frame[static_cast<size_t>(chunk * chunk_frames + f)]] = 1.0f;
+    }
+    std::fprintf(stderr, "actions: %s\n", config.action_dim == world::kNumActions
+                                             ? (args.has("actions") ? args.get("actions", "").c_str() : "all none (no --actions given)")
+                                             : "zeros (this model's action_dim is not the world's 5)");
   }
+  auto chunk_actions = [&](int64_t chunk) -> const Tensor* {
+    return actions.empty() ? nullptr : &actions[static_cast<size_t>(std::min<int64_t>(chunk, chunks - 1))];
+  };
 
   // Output.
   const std::string out = args.get("out", "out.mp4");
@@ -201,30 +274,39 @@ int run_generate(int argc, char** argv) {
     std::snprintf(extra, sizeof extra, "kv %.1f MB (%lld frames/layer)", kv_bytes / 1e6, static_cast<long long>(kv_frames));
     progress.update(written, extra);
   };
-  const Tensor* chunk_actions = config.action_dim > 0 ? &actions : nullptr;
   if (device == "cuda") {
 #ifdef FASTAR_HAVE_CUDA
     FASTAR_CHECK(!rolling, "fastar generate --device cuda runs the self-forcing schedule for now; use --device cpu");
-    run_cuda_rollout(*model, prompt, rollout_config, policy == "window", args.get_int("window", 9, 0, INT64_MAX),
-                     args.get_int("sink", 3, 0, INT64_MAX), chunks, [&](int64_t) { return chunk_actions; }, write_chunk);
+    FASTAR_CHECK(!ann.any(), "fastar generate --device cuda does not run +annsa/+annca yet; use --device cpu");
+    cuda::CudaPolicySpec spec;
+    spec.policy = policy;
+    if (policy == "window" || args.has("window") || args.has("sink")) {
+      spec.window = args.get_int("window", 9, 0, INT64_MAX);
+      spec.sink = args.get_int("sink", 3, 0, INT64_MAX);
+    }
+    if (tempcache) spec.tempcache = tempcache->options();
+    spec.tempcache_capacity = args.get_int("tempcache-capacity", 0, 0, INT64_MAX);
+    run_cuda_rollout(*model, prompt, rollout_config, spec, chunks, chunk_actions, write_chunk);
 #endif
   } else if (rolling) {
     RollingForcingRollout rollout(*model, *memory, prompt, rollout_config, chunks);
     while (!rollout.done()) {
-      Tensor x0 = rollout.advance(chunk_actions);
+      Tensor x0 = rollout.advance(chunk_actions(rollout.blocks_entered()));
       if (x0.defined()) write_chunk(x0, memory->bytes(), memory->cached_frames(0));
     }
   } else {
     SelfForcingRollout rollout(*model, *memory, prompt, rollout_config);
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       // The last chunk's clean pass would only fill memory nothing reads: skip it.
-      Tensor x0 = rollout.next_chunk(chunk_actions, /*commit=*/chunk + 1 < chunks);
+      Tensor x0 = rollout.next_chunk(chunk_actions(chunk), /*commit=*/chunk + 1 < chunks);
       write_chunk(x0, memory->bytes(), memory->cached_frames(0));
     }
   }
   progress.finish();
   sink->finish();
   std::fprintf(stderr, "wrote %lld frames: %s\n", static_cast<long long>(written), sink->describe().c_str());
+  if (tempcache) report_tempcache(*tempcache, out);
+  report_ann(ann_modules);
   return 0;
 }
 

@@ -5,13 +5,13 @@
 #include <functional>
 
 #include "fastar/core/error.h"
-#include "fastar/attention/cuda/kv_cache_cuda.h"
+#include "fastar/attention/cuda/cuda_policies.h"
 #include "fastar/rollout/cuda/self_forcing_cuda.h"
 
 namespace fastar::app {
 
-void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config, bool window_policy,
-                      int64_t window, int64_t sink, int64_t chunks,
+void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config,
+                      const cuda::CudaPolicySpec& policy, int64_t chunks,
                       const std::function<const Tensor*(int64_t chunk)>& chunk_actions,
                       const std::function<void(const Tensor&, int64_t, int64_t)>& on_chunk) {
   std::fprintf(stderr, "device: %s\n", cuda::describe_cuda_device().c_str());
@@ -23,14 +23,14 @@ void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const Roll
   {
     cuda::CudaWanModel gpu(model, chunk_frames * tpf, stream);
     gpu.set_prompt(prompt);
-    // Preallocated: dense holds every frame of the run (the chunk being denoised is staged behind
-    // the committed ones); the window holds sink + window + the chunk being written.
-    const int64_t capacity = window_policy ? sink + window + chunk_frames : chunks * chunk_frames;
-    cuda::CudaKvCache cache(c.num_layers, c.num_heads, c.head_dim(), tpf, capacity, window_policy ? window : -1,
-                            window_policy ? sink : 0);
-    cuda::CudaSelfForcingRollout rollout(gpu, cache, config);
+    // Preallocated for the whole run (dense) or the bound (window, tempcache with a window).
+    std::unique_ptr<cuda::CudaCrossFrameMemory> memory =
+        cuda::make_cuda_memory(model, policy, tpf, chunk_frames, chunks * chunk_frames);
+    std::fprintf(stderr, "memory: %s\n", memory->describe().c_str());
+    cuda::CudaSelfForcingRollout rollout(gpu, *memory, config);
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
-      on_chunk(rollout.next_chunk(/*commit=*/chunk + 1 < chunks, chunk_actions(chunk)), cache.bytes(), cache.frames());
+      on_chunk(rollout.next_chunk(/*commit=*/chunk + 1 < chunks, chunk_actions(chunk)), memory->bytes(),
+               memory->cached_frames());
   }
   cudaStreamDestroy(stream);
 }

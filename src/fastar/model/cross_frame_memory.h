@@ -16,6 +16,23 @@ struct MemoryCall {
   int64_t num_frames = 0;        // token-frames in this call
   int64_t tokens_per_frame = 0;
   bool commit = false;           // true on the clean context pass: the chunk becomes memory
+  const float* timesteps = nullptr;  // [num_frames] diffusion timestep of each token-frame; nullptr = unknown
+  // Inputs only some policies read (ARL² hybrid layers); the DiT sets them only for layers where
+  // wants_layer_inputs(layer) is true, else they stay nullptr / 0.
+  const float* layer_input = nullptr;       // x [tokens, dim]: the self-attention's (adaLN-modulated) input
+  const float* q_normed = nullptr;          // [tokens, dim]: q after qk-norm, before RoPE
+  const float* k_normed = nullptr;          // [tokens, dim]: k after qk-norm, before RoPE
+  int64_t grid_height = 0, grid_width = 0;  // token grid of one frame (height · width = tokens_per_frame)
+};
+
+// One head of a layer's cached keys/values as attend() would use them for the next call (besides
+// the call's own tokens), for wrapping policies that compute attention themselves (AnnSA).
+struct CachedKvHead {
+  const float* k = nullptr;         // [tokens, k_row_stride], post-RoPE
+  const float* v = nullptr;         // [tokens, v_row_stride]
+  int64_t k_row_stride = 0, v_row_stride = 0;
+  const float* key_bias = nullptr;  // [tokens] additive logit bias (TempCache's log m); nullptr = none
+  int64_t tokens = 0;
 };
 
 class CrossFrameMemory {
@@ -27,6 +44,14 @@ class CrossFrameMemory {
   // attention of q over [memory keys of this layer + this call's keys].
   virtual void attend(int64_t layer, const MemoryCall& call, const float* q, const float* k, const float* v,
                       float* out) = 0;
+
+  // Optional, for wrapping policies: fills *out with head `head` of this layer's cached keys/values
+  // and returns true; a policy that returns true must also accept out == nullptr on a commit call
+  // (store the chunk, skip the attention). The default exposes nothing.
+  virtual bool cached_kv(int64_t /*layer*/, int64_t /*head*/, CachedKvHead* /*out*/) const { return false; }
+
+  // True when attend() of this layer needs MemoryCall's layer inputs (x, pre-RoPE q/k, grid).
+  virtual bool wants_layer_inputs(int64_t /*layer*/) const { return false; }
 
   // Frames currently held by one layer (for progress lines and tests).
   virtual int64_t cached_frames(int64_t layer) const = 0;

@@ -1,5 +1,6 @@
 #include "fastar/model/wan_dit.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -85,6 +86,15 @@ WanPrompt WanModel::prepare_prompt(const Tensor& context) const {
 
   WanPrompt prompt;
   prompt.rows = rows;
+  static std::atomic<uint64_t> next_prompt_id{1};
+  prompt.id = next_prompt_id++;
+  const float* context_rows = ctx.data<float>();
+  for (int64_t r = rows; r > 0 && prompt.valid_rows == 0; --r)
+    for (int64_t j = 0; j < c.text_dim; ++j)
+      if (context_rows[(r - 1) * c.text_dim + j] != 0.0f) {
+        prompt.valid_rows = r;
+        break;
+      }
   for (const WanBlockWeights& b : weights_.blocks) {
     Tensor k = Tensor::zeros({rows, c.dim}), v = Tensor::zeros({rows, c.dim});
     linear(b.cross_k, embedded.data(), rows, k.data<float>());
@@ -164,6 +174,7 @@ Tensor WanModel::forward(const WanForwardArgs& args) const {
   // Working buffers, reused by every block.
   std::vector<float> h = buffer(n * d), q = buffer(n * d), k = buffer(n * d), v = buffer(n * d), attn = buffer(n * d),
                      y = buffer(n * d), ffn = buffer(n * c.ffn_dim), mod = buffer(grid_f * 6 * d);
+  std::vector<float> q_normed, k_normed;  // pre-RoPE copies, only for policies that want layer inputs
 
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
     const WanBlockWeights& b = weights_.blocks[static_cast<size_t>(layer)];
@@ -183,10 +194,27 @@ Tensor WanModel::forward(const WanForwardArgs& args) const {
       cpu::rmsnorm_forward(q.data(), q.data(), b.self_norm_q.data<float>(), n, d, c.eps);
       cpu::rmsnorm_forward(k.data(), k.data(), b.self_norm_k.data<float>(), n, d, c.eps);
     }
+    // ARL² hybrid layers (docs/arl2.md) also need x and the pre-RoPE q/k.
+    const bool layer_inputs = args.memory && args.memory->wants_layer_inputs(layer);
+    FASTAR_CHECK(!c.is_hybrid(layer) || layer_inputs,
+                 "layer " << layer << " is an ARL² hybrid layer (config 'hybrid_layers'); run this model with the arl2 "
+                                      "memory policy (fastar generate --policy arl2)");
+    if (layer_inputs) {
+      q_normed.assign(q.begin(), q.end());
+      k_normed.assign(k.begin(), k.end());
+    }
     cpu::rope_3d_forward(q.data(), d, grid_f, grid_h, grid_w, frame_start, heads, hd);
     cpu::rope_3d_forward(k.data(), d, grid_f, grid_h, grid_w, frame_start, heads, hd);
     if (args.memory) {
       MemoryCall call{frame_start, grid_f, tokens_per_frame, args.commit};
+      call.timesteps = t_frames.data();
+      if (layer_inputs) {
+        call.layer_input = h.data();
+        call.q_normed = q_normed.data();
+        call.k_normed = k_normed.data();
+        call.grid_height = grid_h;
+        call.grid_width = grid_w;
+      }
       args.memory->attend(layer, call, q.data(), k.data(), v.data(), attn.data());
     } else {
       AttentionParams p = packed_attention_params(q.data(), k.data(), v.data(), attn.data(), n, n, heads, hd);
@@ -201,10 +229,15 @@ Tensor WanModel::forward(const WanForwardArgs& args) const {
                            c.cross_attn_norm ? b.cross_norm_bias.data<float>() : nullptr, n, d, c.eps);
     linear(b.cross_q, h.data(), n, q.data());
     if (c.qk_norm) cpu::rmsnorm_forward(q.data(), q.data(), b.cross_norm_q.data<float>(), n, d, c.eps);
-    AttentionParams cross = packed_attention_params(q.data(), args.prompt->cross_k[static_cast<size_t>(layer)].data<float>(),
-                                             args.prompt->cross_v[static_cast<size_t>(layer)].data<float>(), attn.data(), n,
-                                             text_rows, heads, hd);
-    cpu::attention_forward(cross);
+    const float* prompt_k = args.prompt->cross_k[static_cast<size_t>(layer)].data<float>();
+    const float* prompt_v = args.prompt->cross_v[static_cast<size_t>(layer)].data<float>();
+    if (args.cross_attention) {
+      const CrossAttentionCall call{layer, frame_start, grid_f, tokens_per_frame, t_frames.data(), heads, hd,
+                                    args.prompt->id, text_rows, args.prompt->valid_rows};
+      args.cross_attention->attend(call, q.data(), prompt_k, prompt_v, attn.data());
+    } else {
+      cpu::attention_forward(packed_attention_params(q.data(), prompt_k, prompt_v, attn.data(), n, text_rows, heads, hd));
+    }
     linear(b.cross_o, attn.data(), n, y.data());
     cpu::gated_residual_add(x.data(), y.data(), nullptr, 0, grid_f, tokens_per_frame, d);
 

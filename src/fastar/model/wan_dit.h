@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fastar/core/tensor.h"
+#include "fastar/model/cross_attention_policy.h"
 #include "fastar/model/cross_frame_memory.h"
 #include "fastar/model/wan_config.h"
 #include "fastar/model/wan_weights.h"
@@ -18,6 +19,8 @@ namespace fastar {
 // cross-attention keys and values (normed), [text_rows, dim] each.
 struct WanPrompt {
   int64_t rows = 0;
+  int64_t valid_rows = 0;  // rows before the trailing all-zero padding rows of the context (pad_prompt_context)
+  uint64_t id = 0;         // unique per prepare_prompt() call: keys per-prompt caches (AnnCA's codes)
   std::vector<Tensor> cross_k;  // per layer
   std::vector<Tensor> cross_v;  // per layer
 };
@@ -31,6 +34,8 @@ struct WanForwardArgs {
   // Cross-frame memory; nullptr = the call attends only to its own tokens.
   CrossFrameMemory* memory = nullptr;
   bool commit = false;                    // forwarded to the memory
+  // Cross-attention to the prompt; nullptr = dense over every prompt row.
+  CrossAttentionPolicy* cross_attention = nullptr;
   // Only without memory: chunk-causal mask over this call's frames, in latent frames (0 = bidirectional).
   int64_t causal_chunk_frames = 0;
 };

@@ -4,9 +4,12 @@
 // the call's K/V are written straight behind the kept frames (no copy), so attention runs over one
 // contiguous [kept + call] range. window < 0: dense (keeps everything up to capacity); else a commit
 // keeps the first `sink` frames and the last `window` frames, moving the kept tail down.
+// held_layers (optional, [layers]): false for layers another policy serves (ARL² hybrid layers);
+// they get no buffers and must not be used.
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "fastar/core/tensor.h"
 #include "fastar/model/cuda/cuda_memory.h"
@@ -16,12 +19,13 @@ namespace fastar::cuda {
 class CudaKvCache : public CudaCrossFrameMemory {
  public:
   CudaKvCache(int64_t layers, int64_t heads, int64_t head_dim, int64_t tokens_per_frame, int64_t capacity_frames,
-              int64_t window = -1, int64_t sink = 0);
+              int64_t window = -1, int64_t sink = 0, std::vector<bool> held_layers = {});
 
   void begin(const CudaMemoryCall& call) override;
   __nv_bfloat16* chunk_k(int64_t layer) override;
   __nv_bfloat16* chunk_v(int64_t layer) override;
-  void attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream) override;
+  void attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream,
+              const CudaLayerInputs* inputs = nullptr) override;
   void commit(cudaStream_t stream) override;
   uint64_t layout_version() const override { return version_; }
   int64_t tokens_per_frame() const override { return tokens_per_frame_; }
@@ -36,6 +40,8 @@ class CudaKvCache : public CudaCrossFrameMemory {
   void* v(int64_t layer) const;
 
  private:
+  std::vector<int64_t> slot_;  // per layer: its buffer index, −1 when not held
+  int64_t held_ = 0;
   int64_t layers_, heads_, head_dim_, tokens_per_frame_, capacity_frames_, window_, sink_;
   int64_t frames_ = 0;
   int64_t call_frames_ = 0;

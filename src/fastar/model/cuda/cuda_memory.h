@@ -26,6 +26,15 @@ struct CudaMemoryCall {
   bool commit = false;           // the clean context pass: the call becomes memory after the forward
 };
 
+// Inputs only some policies read (ARL² hybrid layers), set by the DiT for layers where
+// wants_layer_inputs(layer) is true.
+struct CudaLayerInputs {
+  const __nv_bfloat16* x = nullptr;         // [tokens, dim]: the self-attention's adaLN-modulated input
+  const __nv_bfloat16* q_normed = nullptr;  // [tokens, dim]: q after qk-norm, before RoPE
+  const __nv_bfloat16* k_normed = nullptr;  // [tokens, dim]: k after qk-norm, before RoPE
+  int64_t grid_height = 0, grid_width = 0;  // token grid of one frame
+};
+
 class CudaCrossFrameMemory {
  public:
   virtual ~CudaCrossFrameMemory() = default;
@@ -33,8 +42,11 @@ class CudaCrossFrameMemory {
   virtual void begin(const CudaMemoryCall& call) = 0;
   virtual __nv_bfloat16* chunk_k(int64_t layer) = 0;
   virtual __nv_bfloat16* chunk_v(int64_t layer) = 0;
-  // q, out: [call tokens, heads·head_dim] bf16, contiguous.
-  virtual void attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream) = 0;
+  // q, out: [call tokens, heads·head_dim] bf16, contiguous. inputs: non-null exactly when
+  // wants_layer_inputs(layer).
+  virtual void attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream,
+                      const CudaLayerInputs* inputs) = 0;
+  virtual bool wants_layer_inputs(int64_t /*layer*/) const { return false; }
   virtual void commit(cudaStream_t stream) = 0;
 
   // Changes whenever what attend() launches changes (sizes, pointers): part of the DiT's graph key.

@@ -119,6 +119,8 @@ CudaWanModel::CudaWanModel(const WanModel& host, int64_t max_tokens, cudaStream_
   q_ = alloc(n * d * 2);
   kc_ = alloc(n * d * 2);
   vc_ = alloc(n * d * 2);
+  q_normed_ = alloc(n * d * 2);
+  k_normed_ = alloc(n * d * 2);
   attn_ = alloc(n * d * 2);
   y_ = alloc(n * d * 2);
   ffn_ = alloc(n * c.ffn_dim * 2);
@@ -188,7 +190,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
     if (memory && commit) memory->commit(st);
     return;
   }
-  const GraphKey key{frames, height, width, frame_start, memory ? memory->layout_version() : 0, v_out, latent, memory};
+  const GraphKey key{frames, height, width, frame_start, memory ? memory->layout_version() : 0, commit, v_out, latent, memory};
   if (!graphs_enabled_) {
     forward_body(v_out, latent, frames, height, width, frame_start, memory);
   } else {
@@ -326,12 +328,30 @@ void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frame
     linear_bf16(*gemm_, v_chunk, static_cast<const bf16*>(h_), b.self_v.weight.data<bf16>(), b.self_v.bias.data<bf16>(), n, d,
                 d, LinearEpilogue::Bias, st);
     mark("self q/k/v GEMMs");
-    rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.self_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
-    rmsnorm_rope(k_chunk, d, f32(b.self_norm_k), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
+    // ARL² hybrid layers (memory->wants_layer_inputs) also read x and the pre-RoPE q/k: norm, keep a
+    // copy, then RoPE; every other layer runs the fused norm + RoPE.
+    const bool layer_inputs = memory && memory->wants_layer_inputs(layer);
+    CudaLayerInputs inputs;
+    if (layer_inputs) {
+      rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.self_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, false, st);
+      rmsnorm_rope(k_chunk, d, f32(b.self_norm_k), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, false, st);
+      FASTAR_CUDA_OK(cudaMemcpyAsync(q_normed_, q_, static_cast<size_t>(n * d) * 2, cudaMemcpyDeviceToDevice, st));
+      FASTAR_CUDA_OK(cudaMemcpyAsync(k_normed_, k_chunk, static_cast<size_t>(n * d) * 2, cudaMemcpyDeviceToDevice, st));
+      rmsnorm_rope(static_cast<bf16*>(q_), d, nullptr, grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
+      rmsnorm_rope(k_chunk, d, nullptr, grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
+      inputs = CudaLayerInputs{static_cast<const bf16*>(h_), static_cast<const bf16*>(q_normed_),
+                               static_cast<const bf16*>(k_normed_), grid_h, grid_w};
+    } else {
+      FASTAR_CHECK(!c.is_hybrid(layer), "layer " << layer << " is an ARL² hybrid layer (config 'hybrid_layers'); run this "
+                                                     "model with the arl2 memory policy (fastar generate --policy arl2)");
+      rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.self_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
+      rmsnorm_rope(k_chunk, d, f32(b.self_norm_k), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
+    }
     mark("q/k RMSNorm + RoPE");
     if (memory) {
-      memory->attend(layer, static_cast<const bf16*>(q_), static_cast<bf16*>(attn_), st);
+      memory->attend(layer, static_cast<const bf16*>(q_), static_cast<bf16*>(attn_), st, layer_inputs ? &inputs : nullptr);
     } else {
+      FASTAR_CHECK(!c.is_hybrid(layer), "layer " << layer << " is an ARL² hybrid layer; it needs the arl2 memory policy");
       AttentionParams self = packed_attention_params(q_, kc_, vc_, attn_, n, n, heads, hd);
       FASTAR_CUDA_OK(attention_forward_bf16(self, st));
     }

@@ -70,6 +70,7 @@ class CudaWanModel {
   struct GraphKey {
     int64_t frames, height, width, frame_start;
     uint64_t memory_version;
+    bool commit;  // a commit call may run other work inside the forward (ARL²'s state update)
     const void *v_out, *latent, *memory;
     bool operator==(const GraphKey&) const = default;
   };
@@ -91,6 +92,8 @@ class CudaWanModel {
   void* q_ = nullptr;             // bf16 [max_tokens, dim]
   void* kc_ = nullptr;            // bf16 [max_tokens, dim] (chunk K when there is no memory)
   void* vc_ = nullptr;            // bf16 [max_tokens, dim]
+  void* q_normed_ = nullptr;      // bf16 [max_tokens, dim]: q after qk-norm, before RoPE (hybrid layers)
+  void* k_normed_ = nullptr;      // bf16 [max_tokens, dim]
   void* attn_ = nullptr;          // bf16 [max_tokens, dim]
   void* y_ = nullptr;             // bf16 [max_tokens, dim]
   void* ffn_ = nullptr;           // bf16 [max_tokens, ffn_dim]

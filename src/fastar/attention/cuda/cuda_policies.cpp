@@ -1,0 +1,51 @@
+#include "fastar/attention/cuda/cuda_policies.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "fastar/attention/cuda/arl2_memory_cuda.h"
+#include "fastar/attention/cuda/kv_cache_cuda.h"
+#include "fastar/attention/cuda/tempcache_memory_cuda.h"
+#include "fastar/core/error.h"
+
+namespace fastar::cuda {
+
+std::unique_ptr<CudaCrossFrameMemory> make_cuda_memory(const WanModel& model, const CudaPolicySpec& spec,
+                                                       int64_t tpf, int64_t chunk_frames, int64_t total_frames) {
+  const WanConfig& c = model.config();
+  const bool windowed = spec.window >= 0;
+  // Frames a window cache must hold: the kept ones plus the chunk staged behind them.
+  const int64_t window_capacity = spec.sink + spec.window + chunk_frames;
+  const int64_t dense_capacity = std::max(total_frames, chunk_frames);
+  FASTAR_CHECK(c.hybrid_layers.empty() || spec.policy == "arl2",
+               "this model has ARL² hybrid layers; run it with --policy arl2");
+  if (spec.policy == "dense")
+    return std::make_unique<CudaKvCache>(c.num_layers, c.num_heads, c.head_dim(), tpf, dense_capacity);
+  if (spec.policy == "window") {
+    FASTAR_CHECK(windowed, "window policy: --window is required");
+    return std::make_unique<CudaKvCache>(c.num_layers, c.num_heads, c.head_dim(), tpf, window_capacity, spec.window, spec.sink);
+  }
+  if (spec.policy == "arl2") {
+    std::vector<bool> held(static_cast<size_t>(c.num_layers), true);
+    for (int64_t layer : c.hybrid_layers) held[static_cast<size_t>(layer)] = false;
+    auto inner = std::make_unique<CudaKvCache>(c.num_layers, c.num_heads, c.head_dim(), tpf,
+                                               windowed ? window_capacity : dense_capacity, windowed ? spec.window : -1,
+                                               windowed ? spec.sink : 0, held);
+    return std::make_unique<CudaArl2Memory>(model, std::move(inner), chunk_frames * tpf);
+  }
+  if (spec.policy == "tempcache") {
+    TempCacheOptions options = spec.tempcache;
+    if (windowed) {
+      options.window = spec.window;
+      options.sink = spec.sink;
+    }
+    int64_t capacity = spec.tempcache_capacity;
+    if (capacity <= 0) capacity = (options.window >= 0 ? options.sink + options.window + chunk_frames : dense_capacity) * tpf;
+    return std::make_unique<CudaTempCacheMemory>(c.num_layers, c.num_heads, c.head_dim(), tpf, chunk_frames, capacity,
+                                                 options);
+  }
+  FASTAR_FAIL("--device cuda: unknown or unsupported policy '" << spec.policy
+                                                               << "'; GPU policies: dense, window, tempcache, arl2");
+}
+
+}  // namespace fastar::cuda
