@@ -97,7 +97,7 @@ TEST(Cli, BadOptionsAreErrors) {
       {"generate --latent-size 12", "--latent-size must look like"},
       {"generate --steps 1000,x", "'x' is not a number"},
       {"generate --device tpu", "unknown --device 'tpu'"},
-      {"generate --window 3", "apply only to --policy window"},
+      {"generate --model " + kGolden + " --window 3", "apply only to --policy window"},
       {"generate --schedule rolling-forcing --policy window", "rolling-forcing uses its own"},
       {"generate --schedule diffusion", "unknown --schedule 'diffusion'"},
       {"generate --model /nonexistent/model", "no such model"},

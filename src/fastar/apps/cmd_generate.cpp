@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "fastar/apps/args.h"
+#include "fastar/apps/policy_cli.h"
 #ifdef FASTAR_HAVE_CUDA
 #include "fastar/attention/cuda/cuda_policies.h"
 #endif
@@ -53,9 +54,9 @@ const std::vector<OptionSpec> kSpecs = {
     {"frames", "N", "latent frames to generate (rounded up to whole chunks; the first N are written)", "12"},
     {"seed", "S", "noise seed", "0"},
     {"schedule", "NAME", "self-forcing (chunk by chunk) | rolling-forcing (rolling window, own sink cache)", "self-forcing"},
-    {"policy", "NAME", "cross-frame memory for self-forcing: dense | window | arl2 (ARL² hybrid layers; the others dense, or window with --window/--sink) | tempcache (merged KV, with --window/--sink: merge, then evict); add +annsa and/or +annca for sparse attention (e.g. tempcache+annsa+annca)", "arl2 if the model has hybrid layers, else dense"},
-    {"window", "W", "window (and tempcache) policy: recent latent frames kept", "9"},
-    {"sink", "S", "window (and tempcache) policy: first frames kept as an attention sink", "3"},
+    {"policy", "NAME", "cross-frame memory for self-forcing: dense | window | arl2 (ARL² hybrid layers; the others dense, or window with --window/--sink) | tempcache (merged KV, with --window/--sink: merge, then evict); add +annsa and/or +annca for sparse attention (e.g. tempcache+annsa+annca)", "the model's fastar_defaults (shipped world model: window, W 9, S 0); arl2 for hybrid models; else dense"},
+    {"window", "W", "window (and tempcache) policy: recent latent frames kept", "the model's fastar_defaults, else 9"},
+    {"sink", "S", "window (and tempcache) policy: first frames kept as an attention sink", "the model's fastar_defaults, else 3"},
     {"chunk-frames", "F", "latent frames per chunk", "3"},
     {"steps", "LIST", "denoising steps before warping", "1000,750,500,250; rolling-forcing: 1000,800,600,400,200"},
     {"shift", "S", "timestep shift", "5"},
@@ -167,49 +168,28 @@ int run_generate(int argc, char** argv) {
   const int64_t chunk_frames = rollout_config.schedule.frames_per_chunk;
   const int64_t chunks = (frames + chunk_frames - 1) / chunk_frames;
 
-  // Memory policy.
+  // Memory policy (policy_cli.h); Rolling Forcing brings its own cache.
   const bool hybrid_model = !config.hybrid_layers.empty();  // ARL² (docs/arl2.md)
-  const AnnPolicy ann = split_ann_policy(args.get("policy", hybrid_model ? "arl2" : "dense"));  // base+annsa+annca
-  const std::string policy = ann.base;
-  FASTAR_CHECK(!hybrid_model || (policy == "arl2" && !rolling),
-               "fastar generate: this model has ARL² hybrid layers (config 'hybrid_layers'); they run only with --policy arl2 "
-               "and --schedule self-forcing");
-  std::unique_ptr<CrossFrameMemory> memory;
-  TempCacheMemory* tempcache = nullptr;  // set for --policy tempcache, for the end-of-run report
-  FASTAR_CHECK(tempcache_options_allowed(args, ann),
-               "fastar generate: --tempcache-threshold/--ann/--tempcache-match/--tempcache-max-tokens/--tempcache-recall "
-               "apply only to --policy tempcache");
+  CpuPolicy cpu_policy;
   if (rolling) {
     // Rolling Forcing's own cache (wan-spec.md §5): one block of sink, 24 frames held, 21 attended;
     // the window must fit: sink + window blocks <= 21 frames.
+    FASTAR_CHECK(!hybrid_model, "fastar generate: ARL² hybrid layers run only with --schedule self-forcing");
     FASTAR_CHECK(!args.has("policy") && !args.has("window") && !args.has("sink"),
                  "fastar generate: --policy/--window/--sink apply to --schedule self-forcing; rolling-forcing uses its own "
                  "sink cache (1 block sink, 24 frames held, 21 attended)");
-    memory = std::make_unique<RollingSinkMemory>(config.num_layers, config.num_heads, config.head_dim(),
-                                                 chunk_frames / config.patch_t, 24 / config.patch_t, 21 / config.patch_t);
-  } else if (policy == "dense") {
-    FASTAR_CHECK(!args.has("window") && !args.has("sink"), "fastar generate: --window/--sink apply only to --policy window");
-    memory = std::make_unique<DenseMemory>(config.num_layers, config.num_heads, config.head_dim());
-  } else if (policy == "window") {
-    memory = std::make_unique<WindowMemory>(config.num_layers, config.num_heads, config.head_dim(),
-                                            args.get_int("window", 9, 0, INT64_MAX), args.get_int("sink", 3, 0, INT64_MAX));
-  } else if (policy == "arl2") {
-    std::unique_ptr<CrossFrameMemory> inner;
-    if (args.has("window") || args.has("sink"))
-      inner = std::make_unique<WindowMemory>(config.num_layers, config.num_heads, config.head_dim(),
-                                             args.get_int("window", 9, 0, INT64_MAX), args.get_int("sink", 3, 0, INT64_MAX));
-    else
-      inner = std::make_unique<DenseMemory>(config.num_layers, config.num_heads, config.head_dim());
-    memory = std::make_unique<Arl2HybridMemory>(config, model->weights(), std::move(inner));
-  } else if (policy == "tempcache") {  // docs/tempcache.md; composes with --window/--sink
-    auto owned = make_tempcache_memory(args, config);
-    tempcache = owned.get();
-    memory = std::move(owned);
+    FASTAR_CHECK(!has_tempcache_options(args), "fastar generate: the TempCache options apply to --schedule self-forcing");
+    cpu_policy.memory = std::make_unique<RollingSinkMemory>(config.num_layers, config.num_heads, config.head_dim(),
+                                                            chunk_frames / config.patch_t, 24 / config.patch_t,
+                                                            21 / config.patch_t);
   } else {
-    FASTAR_FAIL("fastar generate: unknown --policy '" << policy << "'; choose dense, window, arl2 or tempcache");
+    cpu_policy = make_cpu_policy(args, args.get("policy", ""), *model, rollout_config.schedule.timesteps(), "fastar generate");
   }
-  // AnnSA wraps the memory, AnnCA replaces dense cross-attention (docs/ann-attention.md).
-  const AnnModules ann_modules = build_ann_modules(args, ann, config, rollout_config.schedule.timesteps(), &memory);
+  const std::string policy = cpu_policy.parts.base;
+  const AnnPolicy ann = cpu_policy.parts;
+  std::unique_ptr<CrossFrameMemory>& memory = cpu_policy.memory;
+  TempCacheMemory* tempcache = cpu_policy.tempcache;
+  const AnnModules& ann_modules = cpu_policy.ann;
   rollout_config.cross_attention = ann_modules.annca.get();
 
   // Prompt.
@@ -281,8 +261,8 @@ int run_generate(int argc, char** argv) {
     cuda::CudaPolicySpec spec;
     spec.policy = policy;
     if (policy == "window" || args.has("window") || args.has("sink")) {
-      spec.window = args.get_int("window", 9, 0, INT64_MAX);
-      spec.sink = args.get_int("sink", 3, 0, INT64_MAX);
+      spec.window = cpu_policy.window;
+      spec.sink = cpu_policy.sink;
     }
     if (tempcache) spec.tempcache = tempcache->options();
     spec.tempcache_capacity = args.get_int("tempcache-capacity", 0, 0, INT64_MAX);

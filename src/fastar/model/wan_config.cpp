@@ -77,6 +77,17 @@ WanConfig WanConfig::from_json(const nlohmann::json& json, const std::string& so
       c.hybrid_layers.push_back(item.get<int64_t>());
     }
   }
+  if (json.contains("fastar_defaults")) {
+    const auto& d = json["fastar_defaults"];
+    FASTAR_CHECK(d.is_object(), source << ": config field 'fastar_defaults' must be an object like "
+                                          "{\"policy\": \"window\", \"window\": 9, \"sink\": 0}");
+    if (d.contains("policy")) {
+      FASTAR_CHECK(d["policy"].is_string(), source << ": fastar_defaults.policy must be a string");
+      c.default_policy = d["policy"].get<std::string>();
+    }
+    c.default_window = get_int(d, "window", -1, source + " fastar_defaults");
+    c.default_sink = get_int(d, "sink", -1, source + " fastar_defaults");
+  }
   if (json.contains("hybrid_lora_alpha")) {
     FASTAR_CHECK(json["hybrid_lora_alpha"].is_number(), source << ": config field 'hybrid_lora_alpha' must be a number");
     c.hybrid_lora_alpha = json["hybrid_lora_alpha"].get<float>();

@@ -35,6 +35,11 @@ struct WanConfig {
   // ARL²'s release uses 32 with rank 16; the checkpoint does not store it).
   std::vector<int64_t> hybrid_layers;
   float hybrid_lora_alpha = 32.0f;
+  // fastar extension: the generation defaults a model ships with, config.json's "fastar_defaults":
+  // {"policy": "window", "window": 9, "sink": 0} (what the model was trained to roll out with; the
+  // CLI's options override them). Empty / −1 = the CLI's own defaults.
+  std::string default_policy;
+  int64_t default_window = -1, default_sink = -1;
   bool is_hybrid(int64_t layer) const;
 
   int64_t head_dim() const { return dim / num_heads; }
