@@ -223,5 +223,31 @@ TEST_F(CorruptCheckpoint, WrongShapeForTheConfig) {
   EXPECT_TRUE(contains(r.output, "but the config expects [512, 128]")) << r.output;
 }
 
+TEST(Cli, EvalJudgesPoliciesOnTheWorldModel) {
+  const std::string out = testing::make_temp_dir("cli_eval");
+  Result r = run("eval --clips 1 --frames 6 --policies dense,window,tempcache --window 1 --sink 0 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* file : {"/eval.md", "/eval.json", "/contact_sheet.png"})
+    EXPECT_TRUE(std::filesystem::exists(out + file)) << file;
+  EXPECT_TRUE(contains(r.output, "| dense | ref | ref |")) << r.output;
+  EXPECT_TRUE(contains(r.output, "| window |")) << r.output;  // a 1-frame window differs from dense in chunk 2
+  EXPECT_FALSE(contains(r.output, "| window | identical")) << r.output;
+  // A model that is not a world model is refused with the reason.
+  Result bad = run("eval --model " + kGolden + " --out " + out);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(contains(bad.output, "is not a world model")) << bad.output;
+}
+
+TEST(Cli, BenchRolloutWritesCsvPlotAndSummary) {
+  const std::string out = testing::make_temp_dir("cli_bench_rollout") + "/r";
+  Result r = run("bench rollout --model " + kGolden + " --frames 6 --policy dense,window,tempcache,arl2 --window 1 --sink 1 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* ext : {".csv", ".svg", ".md"}) EXPECT_TRUE(std::filesystem::exists(out + ext)) << ext;
+  EXPECT_TRUE(contains(r.output, "| arl2 |")) << r.output;
+  Result bad = run("bench rollout --model " + kGolden + " --policy lru --out " + out);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(contains(bad.output, "unknown policy 'lru'")) << bad.output;
+}
+
 }  // namespace
 }  // namespace fastar

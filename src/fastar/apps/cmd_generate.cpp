@@ -237,8 +237,11 @@ int run_generate(int argc, char** argv) {
   // Output.
   const std::string out = args.get("out", "out.mp4");
   std::unique_ptr<FrameSink> sink = make_frame_sink(out, static_cast<int>(args.get_int("fps", 16, 1, 1000)));
-  std::fprintf(stderr, "output: %s; frames are the latents' first three channels as RGB (this model has no decoder)\n",
-               sink->describe().c_str());
+  if (config.in_dim == 3)
+    std::fprintf(stderr, "output: %s; the model works in pixel space: its output is the frame\n", sink->describe().c_str());
+  else
+    std::fprintf(stderr, "output: %s; frames are the latents' first three channels as RGB (this model has no decoder)\n",
+                 sink->describe().c_str());
   std::fprintf(stderr, "rollout: %s, %lld latent frames in %lld chunks of %lld, latent %lldx%lld, %zu steps, memory %s, seed %llu, %d threads (load %.2f s)\n",
                schedule.c_str(), static_cast<long long>(frames), static_cast<long long>(chunks), static_cast<long long>(chunk_frames),
                static_cast<long long>(rollout_config.latent_height), static_cast<long long>(rollout_config.latent_width),

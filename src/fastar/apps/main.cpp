@@ -15,8 +15,9 @@ const char* kUsage =
     "commands:\n"
     "  generate   roll out a video chunk by chunk and write frames (PNG folder or MP4)\n"
     "  inspect    print a checkpoint's config, tensor count, parameter count and dtypes\n"
-    "  bench      time one chunk's forward at several cache depths\n"
+    "  bench      time one chunk's forward at several cache depths; 'bench rollout': a whole rollout per policy\n"
     "  world      the procedural world of the small model: render, prompt, dataset, vocab\n"
+    "  eval       judge the memory policies on a world model: PSNR/SSIM vs dense, PSNR vs the world, time\n"
     "\n"
     "Run 'fastar <command> --help' for the options of a command.\n";
 
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     if (command == "inspect") return fastar::app::run_inspect(argc - 2, argv + 2);
     if (command == "bench") return fastar::app::run_bench(argc - 2, argv + 2);
     if (command == "world") return fastar::app::run_world(argc - 2, argv + 2);
+    if (command == "eval") return fastar::app::run_eval(argc - 2, argv + 2);
     std::fprintf(stderr, "fastar: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const fastar::Error& e) {
