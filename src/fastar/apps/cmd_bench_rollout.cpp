@@ -424,7 +424,7 @@ int run_bench_rollout(int argc, char** argv) {
       SelfForcingRollout rollout(*run_model, *memory, run_prompt, rollout_config);
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const auto start = std::chrono::steady_clock::now();
-        rollout.next_chunk(c.action_dim > 0 ? &actions : nullptr, /*commit=*/chunk + 1 < chunks);
+        rollout.next_chunk(c.action_dim > 0 ? &actions : nullptr, /*commit=*/true);  // every chunk alike (PyTorch's too)
         ChunkSample s;
         s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
         s.chunk = chunk;
