@@ -1,6 +1,10 @@
 #include "test_util.h"
 
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <unistd.h>
@@ -37,5 +41,20 @@ std::string make_temp_dir(const std::string& name) {
 }
 
 std::string source_path(const std::string& relative) { return std::string(FASTAR_SOURCE_DIR) + "/" + relative; }
+
+CliResult run_fastar(const std::string& args) {
+  const std::string command = std::string(FASTAR_BINARY) + " " + args + " 2>&1";
+  CliResult r;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace fastar::testing

@@ -25,4 +25,12 @@ std::string make_temp_dir(const std::string& name);
 // Path to a file in the source tree.
 std::string source_path(const std::string& relative);
 
+// Runs the fastar binary of this build with `args` (a shell command line); stdout + stderr together.
+struct CliResult {
+  int exit_code = -1;
+  std::string output;
+};
+CliResult run_fastar(const std::string& args);
+bool contains(const std::string& text, const std::string& part);
+
 }  // namespace fastar::testing

@@ -20,25 +20,9 @@ namespace fs = std::filesystem;
 namespace fastar {
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout + stderr
-};
-
-Result run(const std::string& args) {
-  const std::string command = std::string(FASTAR_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  Result r{-1, ""};
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using Result = testing::CliResult;
+using testing::contains;
+Result run(const std::string& args) { return testing::run_fastar(args); }
 
 const std::string kGolden = testing::source_path("tests/model/golden/wan_tiny_original");
 

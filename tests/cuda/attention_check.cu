@@ -25,6 +25,7 @@
 #include "fastar/kernels/cpu/attention.h"
 #include "fastar/kernels/cuda/flash_attention.h"
 #include "fastar/kernels/cuda/flash_attention_sm90.h"
+#include "check_util.h"
 
 namespace {
 
@@ -33,38 +34,6 @@ constexpr float kOutTolRel = 2e-2f;
 constexpr float kOutTolAbs = 1e-2f;
 // lse (natural log), absolute.
 constexpr float kLseTol = 1e-3f;
-
-#define CHECK_CUDA(call)                                                                            \
-  do {                                                                                              \
-    cudaError_t status_ = (call);                                                                   \
-    if (status_ != cudaSuccess) {                                                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(status_)); \
-      std::exit(2);                                                                                 \
-    }                                                                                               \
-  } while (0)
-
-template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  size_t count = 0;
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t n) : count(n) {
-    if (n) CHECK_CUDA(cudaMalloc(&ptr, n * sizeof(T)));
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-  void upload(const std::vector<T>& host) {
-    if (!host.empty()) CHECK_CUDA(cudaMemcpy(ptr, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> download() const {
-    std::vector<T> host(count);
-    if (count) CHECK_CUDA(cudaMemcpy(host.data(), ptr, count * sizeof(T), cudaMemcpyDeviceToHost));
-    return host;
-  }
-};
 
 enum class BiasKind { None, PerHead, Shared };
 

@@ -24,6 +24,7 @@
 #include "fastar/core/dtype.h"
 #include "fastar/kernels/cpu/gated_delta_rule.h"
 #include "fastar/kernels/cuda/gated_delta_rule.h"
+#include "check_util.h"
 
 namespace {
 
@@ -33,37 +34,6 @@ constexpr double kStateTol = 1e-4;
 // Read, fp32 out: |o − o_ref| <= kReadTolF32 · max|o_ref|; bf16 out adds bf16's half-ulp (2^-8 relative).
 constexpr double kReadTolF32 = 1e-5;
 constexpr double kReadTolBf16 = 8e-3;
-
-#define CHECK_CUDA(call)                                                                              \
-  do {                                                                                                \
-    cudaError_t status_ = (call);                                                                     \
-    if (status_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(status_)); \
-      std::exit(2);                                                                                   \
-    }                                                                                                 \
-  } while (0)
-
-template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  size_t count = 0;
-  explicit DeviceBuffer(size_t n) : count(n) {
-    if (n) CHECK_CUDA(cudaMalloc(&ptr, n * sizeof(T)));
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-  void upload(const std::vector<T>& host) {
-    if (!host.empty()) CHECK_CUDA(cudaMemcpy(ptr, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> download() const {
-    std::vector<T> host(count);
-    if (count) CHECK_CUDA(cudaMemcpy(host.data(), ptr, count * sizeof(T), cudaMemcpyDeviceToHost));
-    return host;
-  }
-};
 
 struct Case {
   int64_t tokens, heads, dk, dv;

@@ -29,6 +29,7 @@
 #include "fastar/kernels/cuda/gemm.h"
 #include "fastar/kernels/cuda/ops.h"
 #include "fastar/kernels/cuda/small_rows_linear.h"
+#include "check_util.h"
 
 namespace {
 
@@ -43,39 +44,6 @@ constexpr float kF32TolRel = 1e-5f;
 // Pure data movement / exact conversions.
 constexpr float kExact = 0.0f;
 constexpr float kAbsFloor = 1e-30f;
-
-#define CHECK_CUDA(call)                                                                            \
-  do {                                                                                              \
-    cudaError_t status_ = (call);                                                                   \
-    if (status_ != cudaSuccess) {                                                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(status_)); \
-      std::exit(2);                                                                                 \
-    }                                                                                               \
-  } while (0)
-
-template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  size_t count = 0;
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t n) : count(n) {
-    if (n) CHECK_CUDA(cudaMalloc(&ptr, n * sizeof(T)));
-  }
-  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) { upload(host); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-  void upload(const std::vector<T>& host) {
-    if (!host.empty()) CHECK_CUDA(cudaMemcpy(ptr, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> download() const {
-    std::vector<T> host(count);
-    if (count) CHECK_CUDA(cudaMemcpy(host.data(), ptr, count * sizeof(T), cudaMemcpyDeviceToHost));
-    return host;
-  }
-};
 
 std::mt19937 g_rng(1234);
 

@@ -34,6 +34,7 @@
 #include "fastar/core/error.h"
 #include "fastar/kernels/cpu/attention.h"
 #include "fastar/kernels/cuda/flash_attention.h"
+#include "check_util.h"
 
 namespace {
 
@@ -47,15 +48,6 @@ constexpr double kMeanTol = 1e-4;
 constexpr double kMeanBf16Tol = 4e-3;
 // Attention output: bf16 K/V/P/O on the GPU vs fp32 on the CPU, |Δ| <= kAttnTol · max|v|.
 constexpr double kAttnTol = 1e-2;
-
-#define CHECK_CUDA(call)                                                                              \
-  do {                                                                                                \
-    cudaError_t status_ = (call);                                                                     \
-    if (status_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(status_)); \
-      std::exit(2);                                                                                   \
-    }                                                                                                 \
-  } while (0)
 
 float bf(float x) { return fastar::round_to_bf16(x); }
 
