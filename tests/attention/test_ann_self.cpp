@@ -13,6 +13,7 @@
 #include "fastar/attention/ann_lsh.h"
 #include "fastar/attention/ann_self_attention.h"
 #include "fastar/attention/kv_policies.h"
+#include "fastar/attention/tempcache_memory.h"
 #include "fastar/core/error.h"
 #include "test_util.h"
 
@@ -162,6 +163,37 @@ TEST(AnnSaMemory, OneBucketIsDenseAndCommitsReachTheCache) {
   const std::vector<float> q = random_normal(kTokens * kDim, 99);
   sparse.attend(0, call_at(100, false), q.data(), q.data(), q.data(), out_sparse.data());
   EXPECT_EQ(sparse.stats().layer(0).dense_calls, 1);
+}
+
+TEST(AnnSaMemory, OneBucketOverTempCacheEqualsTempCache) {
+  // AnnSA over TempCache sees its representatives and their log-multiplicity bias: with a single
+  // bucket it must reproduce TempCache's own (biased) attention, merges included (keys repeat
+  // exactly across chunks, so groups form).
+  PromptBucketBoard board(1);
+  std::vector<uint32_t> zeros(static_cast<size_t>(kTpf * kHeads), 0);
+  AnnSaOptions options;
+  options.buckets = AnnSaBuckets::prompt;
+  options.own_keys = AnnSaOwnKeys::sparse;
+  TempCacheOptions tc;
+  tc.threshold = 0.9f;
+  AnnSaMemory sparse(std::make_unique<TempCacheMemory>(1, kHeads, kHd, tc), 1, kHeads, kHd, options, &board);
+  TempCacheMemory plain(1, kHeads, kHd, tc);
+  std::vector<float> out_sparse(static_cast<size_t>(kTokens * kDim)), out_plain(out_sparse.size());
+  const std::vector<float> k = random_normal(kTokens * kDim, 21), v0 = random_normal(kTokens * kDim, 31);
+  for (int64_t chunk = 0; chunk < 4; ++chunk) {
+    for (int64_t f = 0; f < kFrames; ++f) board.publish(0, chunk * kFrames + f, chunk * kFrames, kTpf, kHeads, zeros.data());
+    const std::vector<float> q = random_normal(kTokens * kDim, 10 + chunk), v = random_normal(kTokens * kDim, 30 + chunk);
+    for (bool commit : {false, true}) {
+      sparse.attend(0, call_at(chunk * kFrames, commit), q.data(), k.data(), v.data(), out_sparse.data());
+      plain.attend(0, call_at(chunk * kFrames, commit), q.data(), k.data(), v.data(), out_plain.data());
+      const std::vector<double> expected(out_plain.begin(), out_plain.end());
+      EXPECT_LE(max_scaled_error(out_sparse.data(), expected.data(), kTokens * kDim, 2 * kF32RelTol, 2 * kF32AbsTol), 1.0)
+          << "chunk " << chunk << (commit ? " (commit)" : "");
+    }
+  }
+  const TempCacheStats stats = plain.stats();
+  EXPECT_GT(stats.total.merges, 0);  // the same keys every chunk: groups formed
+  EXPECT_LT(stats.total.density, 1.0);
 }
 
 TEST(AnnSaMemory, ScheduleDenseCallsAreUnchanged) {

@@ -56,11 +56,12 @@ void TempCacheMemory::attend(int64_t layer, const MemoryCall& call, const float*
   const int64_t d = head_dim_, row = heads_ * head_dim_;
   const int64_t tokens = call.num_frames * call.tokens_per_frame;
   tokens_per_frame_ = call.tokens_per_frame;
-  if (options_.recall) measure_recall(layer, q, k, tokens);
+  if (options_.recall && out) measure_recall(layer, q, k, tokens);
 
   // Attention per head over [representatives + this call's keys], bias [log m, 0 for the call's keys].
+  // out == nullptr: a wrapping policy (AnnSA) attends itself through cached_kv(); only commit here.
   std::vector<float> kbuf, vbuf, bias;
-  for (int64_t h = 0; h < heads_; ++h) {
+  for (int64_t h = 0; h < heads_ && out; ++h) {
     const TempCacheHead& state = heads_state_[static_cast<size_t>(layer * heads_ + h)];
     const int64_t n = state.size(), kv = n + tokens;
     kbuf.resize(static_cast<size_t>(kv * d));
@@ -95,6 +96,16 @@ void TempCacheMemory::attend(int64_t layer, const MemoryCall& call, const float*
   }
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+bool TempCacheMemory::cached_kv(int64_t layer, int64_t head, CachedKvHead* out) const {
+  const TempCacheHead& state = heads_state_[static_cast<size_t>(layer * heads_ + head)];
+  out->k = state.keys();
+  out->v = state.values();
+  out->k_row_stride = out->v_row_stride = head_dim_;
+  out->key_bias = state.log_counts();
+  out->tokens = state.size();
+  return true;
 }
 
 void TempCacheMemory::commit_head(int64_t layer, int64_t h, const MemoryCall& call, const float* q, const float* k,

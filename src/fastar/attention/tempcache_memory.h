@@ -45,7 +45,10 @@ class TempCacheMemory : public CrossFrameMemory {
   TempCacheMemory(int64_t layers, int64_t heads, int64_t head_dim, const TempCacheOptions& options);
   ~TempCacheMemory() override;
 
+  // out == nullptr (only from a wrapping policy, e.g. AnnSA): commit without attending.
   void attend(int64_t layer, const MemoryCall& call, const float* q, const float* k, const float* v, float* out) override;
+  // Head `head` of the layer's representatives (keys, mean values, log m as the key bias), for AnnSA.
+  bool cached_kv(int64_t layer, int64_t head, CachedKvHead* out) const override;
   int64_t cached_frames(int64_t layer) const override;  // mean representatives per head / tokens per frame, rounded up
   int64_t bytes() const override;
   std::string describe() const override;
