@@ -4,6 +4,10 @@ if(Python3_Interpreter_FOUND)
   add_test(NAME tools.convert_forcing
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_convert_forcing.py)
   set_tests_properties(tools.convert_forcing PROPERTIES LABELS tools)
+  # ARL² checkpoints: convert, then `fastar inspect` / `fastar generate --policy arl2` on the result.
+  add_test(NAME tools.convert_arl2
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_convert_arl2.py $<TARGET_FILE:fastar>)
+  set_tests_properties(tools.convert_arl2 PROPERTIES LABELS tools TIMEOUT 300)
   # The PyTorch world model (tools/world_model) against `fastar generate`; skipped (77) without torch.
   add_test(NAME tools.world_model_parity
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_world_model_parity.py $<TARGET_FILE:fastar>)

@@ -21,7 +21,7 @@ Usage
 
     python3 tools/convert_forcing_checkpoint.py INPUT.pt OUTDIR \\
         [--key auto|generator_ema|generator] [--dtype keep|bf16|f32] \\
-        [--num-heads N]
+        [--num-heads N] [--hybrid-layers LIST] [--hybrid-lora-alpha A]
 
 ``--key``
     Which state dict to export.  ``auto`` (default) picks ``generator_ema``
@@ -36,7 +36,15 @@ Usage
 ``--num-heads``
     The number of attention heads cannot be read off the tensor shapes; the
     default is ``dim // 128`` (every Wan2.1 model uses head dim 128: 1.3B has
-    dim 1536 / 12 heads, 14B has dim 5120 / 40 heads).
+    dim 1536 / 12 heads, 14B has dim 5120 / 40 heads).  ARL² checkpoints state
+    it (``a_proj.weight`` is [heads, dim]); a contradicting value is an error.
+``--hybrid-layers``
+    ARL² checkpoints only: the hybrid layers, e.g. ``0-21`` or ``0,1,5``.  They
+    are read off the keys anyway; given, the list must match them exactly.
+``--hybrid-lora-alpha``
+    ARL² checkpoints only: the LoRA alpha written to config.json as
+    ``hybrid_lora_alpha`` (default 32, ARL²'s ``--lora_alpha``); the checkpoint
+    does not store it, and fastar merges each pair with scale alpha / rank.
 
 Example (Self-Forcing DMD checkpoint)::
 
@@ -74,6 +82,17 @@ What it does
   ``out_dim`` from ``head.head.weight`` [pt*ph*pw*out_dim, dim];
   ``num_layers`` = number of blocks; ``qk_norm`` / ``cross_attn_norm`` from
   the presence of ``self_attn.norm_q`` / ``norm3``.
+* ARL² (lky-ang/ARL2, docs/arl2.md) mode, automatic when the keys show it: a
+  block whose ``self_attn`` has ARL²'s hybrid-attention tensors
+  (``phi_{q,k,v}.weight``, ``a_proj/b_proj/gate_proj.weight``, ``A_log``,
+  ``dt_bias``, and optionally all six ``lora_{q,k,v}_{A,B}``) is a hybrid
+  layer; a block whose ``ffn.K`` (K = 0, 2) is LoRA-wrapped has
+  ``ffn.K.linear.{weight,bias}`` + ``ffn.K.lora_{A,B}`` instead of
+  ``ffn.K.{weight,bias}`` (hybrid layers or all layers).  Every part must be
+  complete and have the shapes fastar expects.  The tensors pass through under
+  their ARL² names, which are the names fastar reads (fastar merges the LoRA
+  pairs at load time), and config.json gets ``hybrid_layers`` and
+  ``hybrid_lora_alpha``.  A key that is neither Wan nor ARL² is refused, named.
 * Both output files are written atomically (temporary file + ``os.replace``).
 
 Exit status: 0 on success, 2 on any expected error (unreadable or untrusted
@@ -523,13 +542,71 @@ TOP_LEVEL_EXPECTED = [
 
 _BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
+# ARL² (lky-ang/ARL2, docs/arl2.md): a hybrid block's self_attn is a HybridBlockAttention with
+# these tensors on top of Wan's q/k/v/o/norm_q/norm_k.  fastar reads them under the same names.
+ARL2_HYBRID = [
+    "self_attn.phi_q.weight", "self_attn.phi_k.weight", "self_attn.phi_v.weight",  # [dim, D, 1]
+    "self_attn.a_proj.weight", "self_attn.b_proj.weight", "self_attn.gate_proj.weight",  # [heads, dim]
+    "self_attn.A_log", "self_attn.dt_bias",  # [heads]
+]
+# GDN-path LoRA (enable_gdn_lora): A [dim, r], B [r, dim] for q, k, v; hybrid blocks only.
+ARL2_GDN_LORA = ["self_attn.lora_%s_%s" % (p, h) for p in "qkv" for h in "AB"]
+
+
+def arl2_ffn_lora(k):
+    """FFN LoRA (utils/lora.py LoRALinear around ffn.K): the base moves under ffn.K.linear."""
+    return ["ffn.%d.linear.weight" % k, "ffn.%d.linear.bias" % k,
+            "ffn.%d.lora_A" % k, "ffn.%d.lora_B" % k]
+
+
+def block_expected_arl2(base, present):
+    """The tensors a block must have given which ARL² parts its keys show.
+
+    Returns (expected names, hybrid, ffn LoRA indices)."""
+    expected = list(base)
+    hybrid = any(n in present for n in ARL2_HYBRID + ARL2_GDN_LORA)
+    if hybrid:
+        expected += ARL2_HYBRID
+        if any(n in present for n in ARL2_GDN_LORA):
+            expected += ARL2_GDN_LORA
+    ffn_lora = []
+    for k in (0, 2):
+        if any(n in present for n in arl2_ffn_lora(k)):
+            ffn_lora.append(k)
+            expected = [n for n in expected if n not in ("ffn.%d.weight" % k, "ffn.%d.bias" % k)]
+            expected += arl2_ffn_lora(k)
+    return expected, hybrid, ffn_lora
+
+
+def parse_layer_list(text):
+    """'0-21' / '0,1,5' / '0-3,7' / 'none' -> sorted list of distinct layer indices."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    layers = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ConvertError("--hybrid-layers: cannot read %r; use indices and ranges such as "
+                               "0-21 or 0,1,5 or 0-3,7" % part)
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise ConvertError("--hybrid-layers: empty range %r" % part)
+        layers += range(lo, hi + 1)
+    if len(set(layers)) != len(layers):
+        raise ConvertError("--hybrid-layers lists a layer twice: %s" % text)
+    return sorted(layers)
+
 
 def _shape(sd, name):
     return sd[name].shape
 
 
-def infer_and_validate(sd, num_heads=None):
-    """Validate the Wan2.1 layout; return the config dict. Raises ConvertError."""
+def infer_and_validate(sd, num_heads=None, hybrid_layers=None, hybrid_lora_alpha=32.0):
+    """Validate the Wan2.1 (+ ARL²) layout; return the config dict. Raises ConvertError.
+
+    hybrid_layers: None to take ARL²'s hybrid blocks from the keys, or a list that must match them."""
     problems = []
     blocks = collections.defaultdict(dict)
     top = {}
@@ -559,18 +636,36 @@ def infer_and_validate(sd, num_heads=None):
     qk_norm = "self_attn.norm_q.weight" in b0
     cross_attn_norm = "norm3.weight" in b0
     expected = block_expected(qk_norm, cross_attn_norm)
+    block_names = {}  # n -> the tensors blocks.n must have (Wan, plus the ARL² parts it shows)
+    hybrid_found, ffn_lora_layers = [], []
     for n in idx:
         b = blocks[n]
-        miss = [e for e in expected if e not in b]
-        extra = sorted(k for k in b if k not in expected)
+        block_names[n], hybrid, ffn_lora = block_expected_arl2(expected, b)
+        if hybrid:
+            hybrid_found.append(n)
+        if ffn_lora:
+            ffn_lora_layers.append(n)
+        miss = [e for e in block_names[n] if e not in b]
+        extra = sorted(k for k in b if k not in block_names[n])
         if miss:
             problems.append("blocks.%d: missing %s" % (n, ", ".join(miss)))
         if extra:
-            problems.append("blocks.%d: unexpected %s" % (n, ", ".join(extra)))
+            problems.append("blocks.%d: unexpected %s (neither a Wan2.1 nor an ARL² tensor)"
+                            % (n, ", ".join(extra)))
     if problems:
         raise ConvertError(
-            "checkpoint does not have the Wan2.1 layout (each block needs %d tensors: %s):\n  %s"
-            % (len(expected), ", ".join(expected), "\n  ".join(problems)))
+            "checkpoint does not have the Wan2.1 layout (each block needs %d tensors: %s; "
+            "ARL² hybrid blocks add %s [+ %s] and FFN LoRA replaces ffn.K.{weight,bias} by %s):\n  %s"
+            % (len(expected), ", ".join(expected), ", ".join(ARL2_HYBRID), ", ".join(ARL2_GDN_LORA),
+               ", ".join(arl2_ffn_lora(0)).replace(".0.", ".K."), "\n  ".join(problems)))
+    arl2 = bool(hybrid_found or ffn_lora_layers or hybrid_layers)
+    if hybrid_layers is not None and sorted(hybrid_layers) != hybrid_found:
+        raise ConvertError(
+            "--hybrid-layers %s does not match the checkpoint: its ARL² hybrid tensors (A_log, phi_*, "
+            "a_proj, ...) are on layers %s; pass those layers or leave --hybrid-layers out"
+            % (_layer_list_text(hybrid_layers), _layer_list_text(hybrid_found)))
+    if not hybrid_lora_alpha > 0:
+        raise ConvertError("--hybrid-lora-alpha must be positive, got %r" % (hybrid_lora_alpha,))
 
     pe = _shape(sd, "patch_embedding.weight")
     if len(pe) != 5:
@@ -578,7 +673,8 @@ def infer_and_validate(sd, num_heads=None):
     dim, in_dim, pt, ph, pw = pe
     text_dim = _shape(sd, "text_embedding.0.weight")[-1]
     freq_dim = _shape(sd, "time_embedding.0.weight")[-1]
-    ffn_dim = _shape(sd, "blocks.%d.ffn.0.weight" % idx[0])[0]
+    ffn0 = "ffn.0.linear.weight" if 0 in block_expected_arl2(expected, blocks[idx[0]])[2] else "ffn.0.weight"
+    ffn_dim = _shape(sd, "blocks.%d.%s" % (idx[0], ffn0))[0]
     hh = _shape(sd, "head.head.weight")
     patch_vol = pt * ph * pw
     if len(hh) != 2 or hh[0] % patch_vol:
@@ -607,23 +703,61 @@ def infer_and_validate(sd, num_heads=None):
             block_shapes["%s.%s.bias" % (attn, proj)] = (dim,)
         block_shapes["%s.norm_q.weight" % attn] = (dim,)
         block_shapes["%s.norm_k.weight" % attn] = (dim,)
+    for k in (0, 2):
+        block_shapes["ffn.%d.linear.weight" % k] = block_shapes["ffn.%d.weight" % k]
+        block_shapes["ffn.%d.linear.bias" % k] = block_shapes["ffn.%d.bias" % k]
+
+    heads_from = "--num-heads"
+    if hybrid_found:  # ARL²'s a_proj [heads, dim] states the head count
+        a_proj = _shape(sd, "blocks.%d.self_attn.a_proj.weight" % hybrid_found[0])
+        if len(a_proj) != 2 or a_proj[0] <= 0:
+            raise ConvertError("blocks.%d.self_attn.a_proj.weight has shape %r, expected [heads, dim]"
+                               % (hybrid_found[0], list(a_proj)))
+        if num_heads is not None and num_heads != a_proj[0]:
+            raise ConvertError("--num-heads %d contradicts the checkpoint: ARL²'s a_proj.weight has %d "
+                               "rows, one per head; leave --num-heads out" % (num_heads, a_proj[0]))
+        num_heads, heads_from = a_proj[0], "ARL² a_proj.weight"
+    if num_heads is None:
+        if dim % 128:
+            raise ConvertError("dim %d is not a multiple of 128; pass --num-heads" % dim)
+        num_heads, heads_from = dim // 128, "default: dim // 128"
+    if num_heads <= 0 or dim % num_heads:
+        raise ConvertError("dim %d is not divisible by num_heads %d" % (dim, num_heads))
+    head_dim = dim // num_heads
+    for name in ARL2_HYBRID:
+        if name.startswith("self_attn.phi_"):
+            block_shapes[name] = (dim, head_dim, 1)  # Conv1d(dim, dim, 1, groups=heads)
+        elif name.endswith(".weight"):
+            block_shapes[name] = (num_heads, dim)
+        else:
+            block_shapes[name] = (num_heads,)
+
+    lora_ranks = set()
     for n in idx:
-        for e in expected:
-            want["blocks.%d.%s" % (n, e)] = block_shapes[e]
+        names = block_names[n]
+        for e in names:
+            if e in block_shapes:
+                want["blocks.%d.%s" % (n, e)] = block_shapes[e]
+        # LoRA pairs: A [in, r], B [r, out]; r is read off the shapes (fastar does the same).
+        pairs = [("self_attn.lora_%s_A" % p, "self_attn.lora_%s_B" % p, dim, dim) for p in "qkv"]
+        pairs += [("ffn.0.lora_A", "ffn.0.lora_B", dim, ffn_dim), ("ffn.2.lora_A", "ffn.2.lora_B", ffn_dim, dim)]
+        for a_name, b_name, fan_in, fan_out in pairs:
+            if a_name not in names:
+                continue
+            a = tuple(_shape(sd, "blocks.%d.%s" % (n, a_name)))
+            bb = tuple(_shape(sd, "blocks.%d.%s" % (n, b_name)))
+            if len(a) != 2 or len(bb) != 2 or a[0] != fan_in or bb[1] != fan_out or a[1] != bb[0] or a[1] <= 0:
+                problems.append("blocks.%d.%s %s / %s %s: expected A [%d, r] and B [r, %d]"
+                                % (n, a_name, list(a), b_name, list(bb), fan_in, fan_out))
+            else:
+                lora_ranks.add(a[1])
     for name, shp in want.items():
         if tuple(sd[name].shape) != shp:
             problems.append("%s: shape %s, expected %s" % (name, list(sd[name].shape), list(shp)))
     if problems:
         raise ConvertError("inconsistent tensor shapes:\n  " + "\n  ".join(problems))
 
-    if num_heads is None:
-        if dim % 128:
-            raise ConvertError("dim %d is not a multiple of 128; pass --num-heads" % dim)
-        num_heads = dim // 128
-    if num_heads <= 0 or dim % num_heads:
-        raise ConvertError("dim %d is not divisible by num_heads %d" % (dim, num_heads))
-
-    return collections.OrderedDict([
+    config = collections.OrderedDict([
         ("_class_name", "WanModel"),
         ("model_type", "t2v"),
         ("dim", dim),
@@ -640,6 +774,17 @@ def infer_and_validate(sd, num_heads=None):
         ("qk_norm", qk_norm),
         ("cross_attn_norm", cross_attn_norm),
     ])
+    if arl2:  # fastar's fields (wan_config.cpp): which layers are hybrid, and the LoRA scale's alpha
+        config["hybrid_layers"] = hybrid_found
+        config["hybrid_lora_alpha"] = float(hybrid_lora_alpha)
+    summary = {"arl2": arl2, "heads_from": heads_from, "ffn_lora_layers": ffn_lora_layers,
+               "lora_ranks": sorted(lora_ranks),
+               "gdn_lora": any(("self_attn.lora_q_A" in block_names[n]) for n in hybrid_found)}
+    return config, summary
+
+
+def _layer_list_text(layers):
+    return "[" + ",".join(str(n) for n in layers) + "]" if layers else "none"
 
 
 # --------------------------------------------------------------------------
@@ -754,7 +899,8 @@ def write_json(path, obj):
 # main
 # --------------------------------------------------------------------------
 
-def convert(input_path, outdir, key="auto", dtype_mode="keep", num_heads=None, log=print):
+def convert(input_path, outdir, key="auto", dtype_mode="keep", num_heads=None, log=print,
+            hybrid_layers=None, hybrid_lora_alpha=32.0):
     archive = TorchZipArchive(input_path)
     ckpt = archive.load()
     chosen, raw_sd = select_state_dict(ckpt, key)
@@ -766,8 +912,7 @@ def convert(input_path, outdir, key="auto", dtype_mode="keep", num_heads=None, l
         log("dropped %d non-tensor entries: %s" % (len(dropped), ", ".join(map(str, dropped))))
     if not sd:
         raise ConvertError("state dict %s holds no tensors" % chosen)
-    heads_given = num_heads is not None
-    config = infer_and_validate(sd, num_heads)
+    config, summary = infer_and_validate(sd, num_heads, hybrid_layers, hybrid_lora_alpha)
 
     try:
         os.makedirs(outdir, exist_ok=True)
@@ -798,8 +943,13 @@ def convert(input_path, outdir, key="auto", dtype_mode="keep", num_heads=None, l
         % (config["dim"], config["ffn_dim"], config["freq_dim"], config["in_dim"],
            config["out_dim"], config["num_layers"], config["text_dim"], config["patch_size"],
            str(config["qk_norm"]).lower(), str(config["cross_attn_norm"]).lower()))
-    log("num_heads=%d (%s)" % (config["num_heads"],
-                               "from --num-heads" if heads_given else "default: dim // 128"))
+    log("num_heads=%d (%s)" % (config["num_heads"], summary["heads_from"]))
+    if summary["arl2"]:
+        log("ARL²: hybrid_layers=%s (%d of %d)  GDN LoRA: %s  FFN LoRA on layers: %s  LoRA rank(s): %s  "
+            "hybrid_lora_alpha=%g" % (
+                _layer_list_text(config["hybrid_layers"]), len(config["hybrid_layers"]), config["num_layers"],
+                "yes" if summary["gdn_lora"] else "no", _layer_list_text(summary["ffn_lora_layers"]),
+                ",".join(map(str, summary["lora_ranks"])) or "none", config["hybrid_lora_alpha"]))
     log("wrote %s (%d bytes of tensor data)" % (st_path, nbytes))
     log("wrote %s" % os.path.join(outdir, CONFIG_NAME))
     return config
@@ -807,8 +957,13 @@ def convert(input_path, outdir, key="auto", dtype_mode="keep", num_heads=None, l
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Convert a Self-Forcing / Causal-Forcing / Rolling-Forcing / LongLive .pt "
-                    "checkpoint to safetensors + Wan config.json (no torch needed).")
+        description="Convert a Self-Forcing / Causal-Forcing / Rolling-Forcing / LongLive / ARL² .pt "
+                    "checkpoint to safetensors + Wan config.json (no torch needed).",
+        epilog="ARL² checkpoints (lky-ang/ARL2) are recognised by their keys: blocks whose self_attn has "
+               "phi_{q,k,v}, a_proj, b_proj, gate_proj, A_log, dt_bias (and optionally lora_{q,k,v}_{A,B}) "
+               "are hybrid layers, LoRA-wrapped FFNs have ffn.K.linear.* + ffn.K.lora_{A,B}. Their tensors "
+               "pass through under the names fastar reads, and config.json gets hybrid_layers and "
+               "hybrid_lora_alpha. Keys that are neither Wan2.1 nor ARL² are refused. See docs/arl2.md.")
     ap.add_argument("input", help="checkpoint written by torch.save (.pt)")
     ap.add_argument("outdir", help="output directory")
     ap.add_argument("--key", default="auto",
@@ -817,10 +972,19 @@ def main(argv=None):
     ap.add_argument("--dtype", default="keep", choices=("keep", "bf16", "f32"),
                     help="floating-point output dtype (default: keep)")
     ap.add_argument("--num-heads", type=int, default=None,
-                    help="attention heads (default: dim // 128)")
+                    help="attention heads (default: read off ARL²'s a_proj.weight, else dim // 128)")
+    ap.add_argument("--hybrid-layers", default=None, metavar="LIST",
+                    help="ARL² checkpoints: the hybrid layers, e.g. 0-21 or 0,1,5; must match the "
+                         "layers whose keys carry ARL² hybrid tensors (default: read off the keys)")
+    ap.add_argument("--hybrid-lora-alpha", type=float, default=32.0, metavar="A",
+                    help="ARL² checkpoints: LoRA alpha written to config.json as hybrid_lora_alpha "
+                         "(the checkpoint does not store it; scale = alpha / rank; default: 32, "
+                         "ARL²'s --lora_alpha default)")
     args = ap.parse_args(argv)
     try:
-        convert(args.input, args.outdir, args.key, args.dtype, args.num_heads)
+        hybrid_layers = None if args.hybrid_layers is None else parse_layer_list(args.hybrid_layers)
+        convert(args.input, args.outdir, args.key, args.dtype, args.num_heads,
+                hybrid_layers=hybrid_layers, hybrid_lora_alpha=args.hybrid_lora_alpha)
     except ConvertError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

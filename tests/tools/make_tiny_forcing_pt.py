@@ -38,7 +38,7 @@ import torch
 DIM, FFN, HEADS, IN, OUT, PATCH, TEXT, FREQ, LAYERS = 32, 64, 2, 4, 4, (1, 2, 2), 16, 256, 2
 
 
-def wan_shapes():
+def wan_shapes(layers=LAYERS):
     pv = PATCH[0] * PATCH[1] * PATCH[2]
     s = collections.OrderedDict()
     s["patch_embedding.weight"] = (DIM, IN) + PATCH
@@ -53,7 +53,7 @@ def wan_shapes():
     s["time_embedding.2.bias"] = (DIM,)
     s["time_projection.1.weight"] = (6 * DIM, DIM)
     s["time_projection.1.bias"] = (6 * DIM,)
-    for i in range(LAYERS):
+    for i in range(layers):
         b = "blocks.%d." % i
         s[b + "modulation"] = (1, 6, DIM)
         for attn in ("self_attn", "cross_attn"):
