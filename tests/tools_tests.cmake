@@ -12,4 +12,8 @@ if(Python3_Interpreter_FOUND)
   add_test(NAME tools.world_model_parity
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_world_model_parity.py $<TARGET_FILE:fastar>)
   set_tests_properties(tools.world_model_parity PROPERTIES LABELS tools SKIP_RETURN_CODE 77 TIMEOUT 300)
+  # The ARL² hybrid world model (tools/world_model/hybrid.py) against `fastar generate --policy arl2`.
+  add_test(NAME tools.world_model_arl2_parity
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_world_model_arl2_parity.py $<TARGET_FILE:fastar>)
+  set_tests_properties(tools.world_model_arl2_parity PROPERTIES LABELS tools SKIP_RETURN_CODE 77 TIMEOUT 300)
 endif()
