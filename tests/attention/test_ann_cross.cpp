@@ -194,6 +194,37 @@ TEST(AnnCrossAttention, LshMatchesBruteForceAndNeverKeepsPadding) {
   EXPECT_EQ(board.num_labels(), 4u);
 }
 
+TEST(AnnCrossAttention, IdenticalPaddingEntersAsOneBiasedKeyExactly) {
+  // Zero context rows give identical padding keys/values: the sink (one key, bias log(count)) must
+  // reproduce dense attention over every padding row exactly; "drop" leaves them out.
+  const std::vector<float> q = random_normal(kFrames * kTpf * kDim, 41);
+  Prompt p = make_prompt(42, q);
+  for (int64_t r = kValid + 1; r < kRows; ++r)
+    for (int64_t c = 0; c < kDim; ++c) p.v[static_cast<size_t>(r * kDim + c)] = p.v[static_cast<size_t>(kValid * kDim + c)];
+  LshParams lsh;
+  lsh.dim = kHd;
+  lsh.tables = 2;
+  lsh.bits = 6;
+  lsh.seed = AnnCaOptions{}.seed;
+  const LshHasher hasher(lsh);
+  for (bool sink : {true, false}) {
+    AnnCaOptions options;
+    options.tables = lsh.tables;
+    options.bits = lsh.bits;
+    options.padding_sink = sink;
+    AnnCrossAttention annca(1, kHeads, kHd, options, nullptr);
+    std::vector<float> out(q.size());
+    annca.attend(make_call(9), q.data(), p.k.data(), p.v.data(), out.data());
+    const std::vector<double> expected = reference(q, p, [&](int64_t f, int64_t h) {
+      std::vector<uint8_t> kept = lsh_kept(hasher, q, p.k, f, h);
+      for (int64_t r = kValid; r < kRows && sink; ++r) kept[static_cast<size_t>(r)] = 1;
+      return kept;
+    });
+    EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0)
+        << (sink ? "sink" : "drop");
+  }
+}
+
 TEST(AnnCrossAttention, QuantKeepsTopKNeighbours) {
   const std::vector<float> q = random_normal(kFrames * kTpf * kDim, 11);
   const Prompt p = make_prompt(12, q);

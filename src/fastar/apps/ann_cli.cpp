@@ -34,12 +34,13 @@ AnnPolicy split_ann_policy(const std::string& policy) {
 
 const std::vector<OptionSpec>& ann_option_specs() {
   static const std::vector<OptionSpec> specs = {
-      {"ann-layers", "LIST", "annsa/annca: layers made sparse, e.g. 0,2,5-9", "all"},
+      {"ann-layers", "LIST", "annsa/annca: layers made sparse, e.g. 0,2,5-9", "the model's fastar_defaults.ann_layers, else all"},
       {"ann-dense-steps", "FRACTION", "annsa/annca: first fraction of the denoising steps kept dense", "0.3"},
       {"annsa-buckets", "lsh|prompt", "annsa: LSH of q and k in a shared space, or AnnCA's prompt buckets (needs +annca)", "lsh"},
       {"annsa-bits", "B", "annsa: LSH sign bits (2^B buckets per head)", "2"},
       {"annsa-own-keys", "dense|sparse", "annsa: the chunk's own keys always attended, or bucketed too", "dense"},
       {"annca-top-k", "K", "annca with --ann quant: prompt tokens kept per query (int8 top-K)", "1"},
+      {"annca-padding", "sink|drop", "annca: the identical padding rows as one key with bias log(count) (exact) or dropped", "sink"},
       {"ann-stats", "", "annsa/annca diagnostic: measure recall against dense attention (slow)", ""},
   };
   return specs;
@@ -62,7 +63,9 @@ AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const Wa
   }
   SparseSchedule schedule;
   schedule.dense_above_timestep = dense_phase_threshold(step_timesteps, args.get_double("ann-dense-steps", 0.3));
-  schedule.layers = parse_layer_list(args.get("ann-layers", "all"), config.num_layers, "--ann-layers");
+  // The model's measured choice (config.json fastar_defaults.ann_layers) unless --ann-layers says otherwise.
+  const std::string layers = args.get("ann-layers", config.default_ann_layers.empty() ? "all" : config.default_ann_layers);
+  schedule.layers = parse_layer_list(layers, config.num_layers, "--ann-layers");
   const bool diagnostics = args.has("ann-stats");
   const std::string search = args.get("ann", "lsh");
   FASTAR_CHECK(search == "lsh" || search == "quant", "fastar generate: unknown --ann '" << search << "'; choose lsh or quant");
@@ -73,12 +76,16 @@ AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const Wa
   FASTAR_CHECK(policy.annsa || (!args.has("annsa-buckets") && !args.has("annsa-bits") && !args.has("annsa-own-keys")),
                "fastar generate: --annsa-* options apply only with +annsa in --policy");
   FASTAR_CHECK(policy.annca || !args.has("annca-top-k"), "fastar generate: --annca-top-k applies only with +annca in --policy");
+  FASTAR_CHECK(policy.annca || !args.has("annca-padding"), "fastar generate: --annca-padding applies only with +annca in --policy");
+  const std::string padding = args.get("annca-padding", "sink");
+  FASTAR_CHECK(padding == "sink" || padding == "drop", "fastar generate: --annca-padding must be sink or drop, got '" << padding << "'");
   FASTAR_CHECK(buckets == "lsh" || policy.annca,
                "fastar generate: --annsa-buckets prompt reuses AnnCA's buckets: add +annca to --policy");
   if (policy.annca) {
     AnnCaOptions options;
     options.search = search == "lsh" ? AnnSearch::lsh : AnnSearch::quant;
     options.top_k = static_cast<int>(args.get_int("annca-top-k", 1, 1, 1 << 20));
+    options.padding_sink = padding == "sink";
     options.schedule = schedule;
     options.diagnostics = diagnostics;
     if (policy.annsa && buckets == "prompt") {

@@ -125,6 +125,13 @@ void AnnCrossAttention::attend(const CrossAttentionCall& call, const float* q, c
   std::vector<uint32_t> q_codes, labels(static_cast<size_t>(tpf * heads_));
   std::vector<uint8_t> kept;
   std::vector<int32_t> top1(static_cast<size_t>(tpf)), kept_rows;
+  // The sink is exact only for identical padding rows (what zero context rows give); other trailing
+  // rows are dropped as the paper reads.
+  bool padding_identical = options_.padding_sink && valid > 0 && rows > valid;
+  for (int64_t r = valid + 1; padding_identical && r < rows; ++r)
+    padding_identical = std::memcmp(k + r * d, k + valid * d, sizeof(float) * d) == 0 &&
+                        std::memcmp(v + r * d, v + valid * d, sizeof(float) * d) == 0;
+  std::vector<float> key_bias;
   std::vector<float> k_kept, v_kept, o_head(static_cast<size_t>(tpf * hd)), lse_sparse(static_cast<size_t>(tpf)),
       lse_dense(static_cast<size_t>(heads_ * tpf));
   Int8Rows q8;
@@ -162,6 +169,10 @@ void AnnCrossAttention::attend(const CrossAttentionCall& call, const float* q, c
       kept_rows.clear();
       for (int64_t p = 0; p < valid; ++p)
         if (kept[static_cast<size_t>(p)]) kept_rows.push_back(static_cast<int32_t>(p));
+      // The identical padding rows enter as one key with bias log(count) (exact for identical keys).
+      const int64_t padding = rows - valid;
+      const bool sink = padding_identical;
+      if (sink) kept_rows.push_back(static_cast<int32_t>(valid));
       const auto n_kept = static_cast<int64_t>(kept_rows.size());
       k_kept.resize(static_cast<size_t>(std::max<int64_t>(n_kept, 1) * hd));
       v_kept.resize(k_kept.size());
@@ -169,9 +180,12 @@ void AnnCrossAttention::attend(const CrossAttentionCall& call, const float* q, c
         std::memcpy(k_kept.data() + j * hd, k + kept_rows[static_cast<size_t>(j)] * d + h * hd, sizeof(float) * hd);
         std::memcpy(v_kept.data() + j * hd, v + kept_rows[static_cast<size_t>(j)] * d + h * hd, sizeof(float) * hd);
       }
+      key_bias.assign(static_cast<size_t>(std::max<int64_t>(n_kept, 1)), 0.0f);
+      if (sink) key_bias[static_cast<size_t>(n_kept - 1)] = static_cast<float>(std::log(static_cast<double>(padding)));
       AttentionParams p = packed_attention_params(qf + h * hd, k_kept.data(), v_kept.data(), o_head.data(), tpf, n_kept, 1, hd);
       p.q_row_stride = d;
       p.lse = lse_sparse.data();
+      p.key_bias = key_bias.data();
       cpu::attention_forward(p);
       for (int64_t t = 0; t < tpf; ++t) std::memcpy(of + t * d + h * hd, o_head.data() + t * hd, sizeof(float) * hd);
       executed += static_cast<double>(tpf) * static_cast<double>(n_kept);

@@ -8,7 +8,11 @@
 //   quant: the quantized analogue: queries and keys in 8-bit (quantize_rows_int8); p is kept iff it
 //          is among the top_k keys (largest dequantized q·k, the attention logit) of at least one
 //          query of the frame.
-// Padding rows (beyond WanPrompt::valid_rows) are never kept; a prompt with no real rows runs dense.
+// Padding rows (beyond WanPrompt::valid_rows, all identical: they come from zero context rows) are
+// never searched. By default they still enter every call as ONE key with logit bias log(count) —
+// FAST-AR's own lemma for identical keys — so the attention mass Wan models put on padding (often
+// most of it: padding acts as a sink) is kept exactly at the cost of one key (padding_sink = true).
+// padding_sink = false drops them (the paper's text read literally). A prompt with no real rows runs dense.
 // Prompt-key codes are computed once per (prompt, layer) and cached.
 //
 // For AnnSA's prompt-anchored buckets (reading A) it also publishes each query's bucket on a
@@ -40,6 +44,7 @@ struct AnnCaOptions {
   uint64_t seed = 0xca;
   int top_k = 1;   // quant: neighbours kept per query
   int label_bits = 2;  // lsh labels published for AnnSA
+  bool padding_sink = true;  // padding rows as one key with bias log(count) (exact), or dropped
   SparseSchedule schedule;
   bool diagnostics = false;  // measure recall against dense (slow)
   void validate() const;

@@ -86,6 +86,10 @@ WanConfig WanConfig::from_json(const nlohmann::json& json, const std::string& so
       c.default_policy = d["policy"].get<std::string>();
     }
     c.default_window = get_int(d, "window", -1, source + " fastar_defaults");
+    if (d.contains("ann_layers")) {
+      FASTAR_CHECK(d["ann_layers"].is_string(), source << ": fastar_defaults.ann_layers must be a string like \"0,2,5-7\"");
+      c.default_ann_layers = d["ann_layers"].get<std::string>();
+    }
     c.default_sink = get_int(d, "sink", -1, source + " fastar_defaults");
   }
   if (json.contains("hybrid_lora_alpha")) {

@@ -40,6 +40,9 @@ struct WanConfig {
   // CLI's options override them). Empty / −1 = the CLI's own defaults.
   std::string default_policy;
   int64_t default_window = -1, default_sink = -1;
+  // "ann_layers": the layers AnnSA/AnnCA sparsify by default (FAST-AR sparsifies the ~70% of layers
+  // that are empirically sparse; chosen by measurement per model), as --ann-layers takes it ("0,2,5-7").
+  std::string default_ann_layers;
   bool is_hybrid(int64_t layer) const;
 
   int64_t head_dim() const { return dim / num_heads; }
