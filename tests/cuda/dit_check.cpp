@@ -258,6 +258,23 @@ int bench(const std::string& root) {
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
+  // Sorted GPU times (ms) of `timed` denoising forwards after `warmup` untimed ones, at `depth` cached frames.
+  auto time_forwards = [&](cuda::CudaWanModel& model, cuda::CudaCrossFrameMemory* memory, int64_t depth, int warmup,
+                           int timed) {
+    const std::vector<float> noisy(3, 937.5f);
+    std::vector<float> ms;
+    for (int r = 0; r < warmup + timed; ++r) {
+      cudaEventRecord(start, stream);
+      model.forward(out.data<float>(), lat.data<float>(), frames, h, w, noisy, depth, memory, false);
+      cudaEventRecord(stop, stream);
+      cudaEventSynchronize(stop);
+      float t = 0;
+      cudaEventElapsedTime(&t, start, stop);
+      if (r >= warmup) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms;
+  };
   std::vector<std::pair<int64_t, std::vector<std::pair<std::string, double>>>> profiles;
   for (int64_t depth : {0, 21, 60, 120}) {
     cuda::CudaKvCache cache(c.num_layers, c.num_heads, c.head_dim(), tpf, depth + frames);
@@ -271,17 +288,7 @@ int bench(const std::string& root) {
     double median[2] = {0, 0}, best = 1e30;
     for (int graphs = 1; graphs >= 0; --graphs) {
       gpu.set_graphs_enabled(graphs == 1);
-      std::vector<float> ms;
-      for (int r = 0; r < 13; ++r) {
-        cudaEventRecord(start, stream);
-        gpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, noisy, depth, &cache, false);
-        cudaEventRecord(stop, stream);
-        cudaEventSynchronize(stop);
-        float t = 0;
-        cudaEventElapsedTime(&t, start, stop);
-        if (r >= 3) ms.push_back(t);
-      }
-      std::sort(ms.begin(), ms.end());
+      const std::vector<float> ms = time_forwards(gpu, &cache, depth, 3, 10);
       median[graphs] = ms[ms.size() / 2];
       if (graphs) best = ms[0];
     }
@@ -303,20 +310,9 @@ int bench(const std::string& root) {
     for (double density : {0.16, 0.30}) {
       const int64_t depth = static_cast<int64_t>(density * 750 / frames) * frames;
       BiasedKvCache cache(c.num_layers, c.num_heads, c.head_dim(), tpf, depth + frames);
-      const std::vector<float> clean(3, 0.0f), noisy(3, 937.5f);
       cache.begin(cuda::CudaMemoryCall{0, depth, tpf, true});  // marked committed, not computed (as above)
       cache.commit(stream);
-      std::vector<float> ms;
-      for (int r = 0; r < 8; ++r) {
-        cudaEventRecord(start, stream);
-        gpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, noisy, depth, &cache, false);
-        cudaEventRecord(stop, stream);
-        cudaEventSynchronize(stop);
-        float t = 0;
-        cudaEventElapsedTime(&t, start, stop);
-        if (r >= 3) ms.push_back(t);
-      }
-      std::sort(ms.begin(), ms.end());
+      const std::vector<float> ms = time_forwards(gpu, &cache, depth, 3, 5);
       std::printf("| %.0f%% | %ld | %.1f | — |\n", density * 100, depth, ms[ms.size() / 2]);
       std::fflush(stdout);
     }
@@ -337,18 +333,9 @@ int bench(const std::string& root) {
       cuda::CudaPolicySpec spec;
       spec.policy = "arl2";
       auto memory = cuda::make_cuda_memory(hybrid, spec, tpf, frames, depth + frames);
-      const std::vector<float> clean(3, 0.0f), noisy(3, 937.5f);
+      const std::vector<float> clean(3, 0.0f);
       for (int64_t f = 0; f < depth; f += frames) hgpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, clean, f, memory.get(), true);
-      std::vector<float> ms, commit_ms;
-      for (int r = 0; r < 8; ++r) {
-        cudaEventRecord(start, stream);
-        hgpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, noisy, depth, memory.get(), false);
-        cudaEventRecord(stop, stream);
-        cudaEventSynchronize(stop);
-        float t = 0;
-        cudaEventElapsedTime(&t, start, stop);
-        if (r >= 3) ms.push_back(t);
-      }
+      const std::vector<float> ms = time_forwards(hgpu, memory.get(), depth, 3, 5);
       // One clean pass with the state update (it commits: measured once, at the end).
       cudaEventRecord(start, stream);
       hgpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, clean, depth, memory.get(), true);
@@ -356,7 +343,6 @@ int bench(const std::string& root) {
       cudaEventSynchronize(stop);
       float commit = 0;
       cudaEventElapsedTime(&commit, start, stop);
-      std::sort(ms.begin(), ms.end());
       std::printf("| %ld | %.1f | %.1f | %.2f |\n", depth, ms[ms.size() / 2], commit, memory->bytes() / 1e9);
       std::fflush(stdout);
     }
