@@ -93,6 +93,12 @@ int run_bench(int argc, char** argv) {
   Tensor latent = Tensor::zeros({c.in_dim, chunk, height, width});
   gaussian_noise(latent.data<float>(), latent.numel(), 1, 0);
   const int64_t tokens = (chunk / c.patch_t) * (height / c.patch_h) * (width / c.patch_w);
+  // Models with per-frame actions get "none" (one-hot index 0) on every frame.
+  Tensor actions;
+  if (c.action_dim > 0) {
+    actions = Tensor::zeros({chunk, c.action_dim});
+    for (int64_t f = 0; f < chunk; ++f) actions.data<float>()[f * c.action_dim] = 1.0f;
+  }
   std::printf("model dim %ld, %ld layers, %ld heads x %ld; chunk %ld frames = %ld tokens; %d threads\n", c.dim,
               c.num_layers, c.num_heads, c.head_dim(), chunk, tokens, omp_get_max_threads());
   std::printf("| cached frames | kv tokens | forward ms (median of %ld) | min ms |\n|---|---|---|---|\n", repeats);
@@ -105,6 +111,7 @@ int run_bench(int argc, char** argv) {
     std::vector<float> clean(static_cast<size_t>(chunk), 0.0f);
     fill.timesteps = &clean;
     fill.latent = &latent;
+    fill.actions = c.action_dim > 0 ? &actions : nullptr;
     for (int64_t f = 0; f < depth; f += chunk) {
       FASTAR_CHECK(depth % chunk == 0, "fastar bench: depths must be multiples of --chunk-frames");
       fill.frame_start = f;
