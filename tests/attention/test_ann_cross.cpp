@@ -274,21 +274,23 @@ TEST(AnnCrossAttention, DenseCases) {
     ASSERT_EQ(annca.stats().layer(0).density(), 1.0) << "the seeded case no longer fills both buckets";
     EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), 2 * kF32RelTol, 2 * kF32AbsTol), 1.0);
   }
-  // A layer the schedule leaves dense, a frame in the dense phase, a prompt with no real rows.
+  // A layer the schedule leaves dense, a frame in the dense phase, a prompt with no real rows: dense
+  // attention frame by frame (the CPU kernel's GEMM tiles differ from one call over all frames, so
+  // equal to fp32 rounding, not bitwise).
   AnnCaOptions options;
   options.schedule.layers = {3};
   AnnCrossAttention other_layer(4, kHeads, kHd, options, nullptr);
   other_layer.attend(make_call(1), q.data(), p.k.data(), p.v.data(), out.data());
-  EXPECT_EQ(out, dense);
+  EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0);
   options.schedule.layers.clear();
   options.schedule.dense_above_timestep = 500;
   const std::vector<float> early(kFrames, 900.0f);
   AnnCrossAttention early_step(1, kHeads, kHd, options, nullptr);
   early_step.attend(make_call(1, kValid, early.data()), q.data(), p.k.data(), p.v.data(), out.data());
-  EXPECT_EQ(out, dense);
+  EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0);
   AnnCrossAttention empty_prompt(1, kHeads, kHd, AnnCaOptions{}, nullptr);
   empty_prompt.attend(make_call(1, 0), q.data(), p.k.data(), p.v.data(), out.data());
-  EXPECT_EQ(out, dense);
+  EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0);
   EXPECT_THROW(AnnCrossAttention(1, kHeads, kHd, AnnCaOptions{.search = AnnSearch::lsh, .tables = 0}, nullptr), Error);
 }
 

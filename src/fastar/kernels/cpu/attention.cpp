@@ -1,5 +1,7 @@
 #include "fastar/kernels/cpu/attention.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -31,8 +33,8 @@ namespace cpu {
 
 namespace {
 
-constexpr int64_t kQueryTile = 32;  // query rows that share one pass over the keys
-constexpr int64_t kKeyTile = 64;    // keys scored at a time
+constexpr int64_t kQueryTile = 64;  // query rows that share one pass over the keys
+constexpr int64_t kKeyTile = 128;   // keys scored at a time (one S tile = kQueryTile × kKeyTile floats)
 
 struct KeyRange {
   int64_t begin, end;
@@ -78,7 +80,7 @@ void attention_forward(const AttentionParams& p) {
     std::vector<float> row_max(static_cast<size_t>(tile_q)), row_sum(static_cast<size_t>(tile_q));
     std::vector<float> acc(static_cast<size_t>(tile_q * hd));
     std::vector<int64_t> row_limit(static_cast<size_t>(tile_q));
-    float scores[kKeyTile];
+    std::vector<float> scores(static_cast<size_t>(tile_q * kKeyTile));  // S, then P, of one key tile
 
 #pragma omp for collapse(2) schedule(dynamic)
     for (int64_t h = 0; h < p.num_heads; ++h) {
@@ -95,41 +97,51 @@ void attention_forward(const AttentionParams& p) {
           row_limit[static_cast<size_t>(r)] = limit;
         }
         const float* bias = p.key_bias ? p.key_bias + h * p.key_bias_head_stride : nullptr;
+        const float* q_tile = q + q0 * p.q_row_stride + h * p.q_head_stride;
 
         for (const KeyRange& range : ranges) {
           for (int64_t j0 = range.begin; j0 < range.end; j0 += kKeyTile) {
-            const int64_t tile_end = std::min(range.end, j0 + kKeyTile);
+            const int64_t n = std::min(range.end, j0 + kKeyTile) - j0;
+            // S[rows, n] = scale · Q_tile · K_tileᵀ (one small GEMM; OpenBLAS runs it on this thread).
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
+                        static_cast<int>(hd), p.scale, q_tile, static_cast<int>(p.q_row_stride),
+                        k + j0 * p.k_row_stride + h * p.k_head_stride, static_cast<int>(p.k_row_stride), 0.0f,
+                        scores.data(), static_cast<int>(kKeyTile));
+            bool any = false;
             for (int64_t r = 0; r < rows; ++r) {
-              const int64_t j_end = std::min(tile_end, row_limit[static_cast<size_t>(r)]);
-              if (j_end <= j0) continue;
-              const float* qr = q + (q0 + r) * p.q_row_stride + h * p.q_head_stride;
+              float* s = scores.data() + r * kKeyTile;
+              const int64_t j_end = std::clamp<int64_t>(row_limit[static_cast<size_t>(r)] - j0, 0, n);
               float tile_max = neg_inf;
-              for (int64_t j = j0; j < j_end; ++j) {
-                const float* kr = k + j * p.k_row_stride + h * p.k_head_stride;
-                float dot = 0.0f;
-                for (int64_t d = 0; d < hd; ++d) dot += qr[d] * kr[d];
-                float s = dot * p.scale;
-                if (bias) s += bias[j];
-                scores[j - j0] = s;
-                tile_max = std::max(tile_max, s);
+              for (int64_t j = 0; j < n; ++j) {
+                if (j >= j_end) s[j] = neg_inf;  // masked by the block-causal limit
+                else if (bias) s[j] += bias[j0 + j];
+                tile_max = std::max(tile_max, s[j]);
               }
-              // Online softmax: rescale what was accumulated so far to the new running max.
+              // Online softmax: rescale what was accumulated so far to the new running max; P = exp(S − max).
               float& m = row_max[static_cast<size_t>(r)];
               const float new_max = std::max(m, tile_max);
-              if (new_max == neg_inf) continue;  // every logit so far is -inf (e.g. bias -inf)
+              if (new_max == neg_inf) {  // every logit so far is -inf (mask, or bias -inf): contributes nothing
+                std::fill(s, s + n, 0.0f);
+                continue;
+              }
               const float correction = (m == neg_inf) ? 0.0f : std::exp(m - new_max);
               float* a = acc.data() + r * hd;
               float sum = row_sum[static_cast<size_t>(r)] * correction;
               for (int64_t d = 0; d < hd; ++d) a[d] *= correction;
-              for (int64_t j = j0; j < j_end; ++j) {
-                const float w = std::exp(scores[j - j0] - new_max);
-                sum += w;
-                const float* vr = v + j * p.v_row_stride + h * p.v_head_stride;
-                for (int64_t d = 0; d < hd; ++d) a[d] += w * vr[d];
+              for (int64_t j = 0; j < n; ++j) {
+                s[j] = std::exp(s[j] - new_max);
+                sum += s[j];
               }
               row_sum[static_cast<size_t>(r)] = sum;
               m = new_max;
+              any = true;
             }
+            // acc[rows, hd] += P[rows, n] · V_tile.
+            if (any)
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(hd),
+                          static_cast<int>(n), 1.0f, scores.data(), static_cast<int>(kKeyTile),
+                          v + j0 * p.v_row_stride + h * p.v_head_stride, static_cast<int>(p.v_row_stride), 1.0f,
+                          acc.data(), static_cast<int>(hd));
           }
         }
 

@@ -60,7 +60,9 @@ AttentionParams packed_attention_params(const void* q, const void* k, const void
 namespace cpu {
 
 // fp32 reference: q, k, v, o are float. Tiled over keys with an online softmax (never a
-// q_len × kv_len matrix in memory); threads over (head, query tile).
+// q_len × kv_len matrix in memory); each (query tile, key tile) is two small OpenBLAS GEMMs
+// (S = scale·Q·Kᵀ, then O += P·V); threads over (head, query tile). Deterministic for a given call
+// and any thread count; a row's last bits can differ between calls that tile the queries differently.
 void attention_forward(const AttentionParams& params);
 
 }  // namespace cpu
