@@ -92,4 +92,29 @@ std::string format_help(const std::string& usage, const std::string& about, cons
   return out.str();
 }
 
+std::vector<std::string> split_list(const std::string& text, char separator) {
+  std::vector<std::string> out;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, separator))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void parse_latent_size(const std::string& command, const std::string& text, int64_t* height, int64_t* width) {
+  const size_t x = text.find('x');
+  bool ok = x != std::string::npos;
+  try {
+    if (ok) {
+      size_t used_h = 0, used_w = 0;
+      *height = std::stoll(text.substr(0, x), &used_h);
+      *width = std::stoll(text.substr(x + 1), &used_w);
+      ok = used_h == x && used_w == text.size() - x - 1 && *height > 0 && *width > 0;
+    }
+  } catch (const std::exception&) {
+    ok = false;
+  }
+  FASTAR_CHECK(ok, command << ": --latent-size must look like 60x104 (height x width in latent pixels), got '" << text << "'");
+}
+
 }  // namespace fastar::app

@@ -38,4 +38,10 @@ class Args {
 
 std::string format_help(const std::string& usage, const std::string& about, const std::vector<OptionSpec>& specs);
 
+// "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> split_list(const std::string& text, char separator = ',');
+
+// --latent-size "HxW" (positive integers, nothing else) -> height, width; fastar::Error naming `command` otherwise.
+void parse_latent_size(const std::string& command, const std::string& text, int64_t* height, int64_t* width);
+
 }  // namespace fastar::app

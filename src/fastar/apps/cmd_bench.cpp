@@ -80,11 +80,7 @@ int run_bench(int argc, char** argv) {
   }
   const WanConfig& c = model->config();
   int64_t height = c.latent_height, width = c.latent_width;
-  if (args.has("latent-size")) {
-    const std::string text = args.get("latent-size", "");
-    FASTAR_CHECK(std::sscanf(text.c_str(), "%ldx%ld", &height, &width) == 2 && height > 0 && width > 0,
-                 "fastar bench: --latent-size must look like 60x104");
-  }
+  if (args.has("latent-size")) parse_latent_size("fastar bench", args.get("latent-size", ""), &height, &width);
   const int64_t chunk = args.get_int("chunk-frames", 3, 1, 1024);
   const int64_t repeats = args.get_int("repeats", 3, 1, 1000);
   const std::vector<int64_t> depths = parse_list(args.get("depths", "0,3,6,12"));

@@ -23,6 +23,7 @@
 #include "fastar/apps/commands.h"
 #include "fastar/attention/arl2_hybrid_memory.h"
 #include "fastar/attention/kv_policies.h"
+#include "fastar/attention/sparse_schedule.h"
 #include "fastar/attention/tempcache_memory.h"
 #include "fastar/core/atomic_file.h"
 #include "fastar/core/error.h"
@@ -80,14 +81,6 @@ int64_t peak_resident_bytes() {
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;
 }
 
-std::vector<std::string> split(const std::string& text, char sep) {
-  std::vector<std::string> out;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, sep))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 // A bench policy name: base (dense | window | tempcache | arl2) and whether "+window" bounds it.
 struct BenchPolicy {
@@ -139,19 +132,6 @@ std::unique_ptr<CrossFrameMemory> make_cpu_memory(const BenchPolicy& policy, con
   return std::make_unique<TempCacheMemory>(c.num_layers, c.num_heads, c.head_dim(), options);
 }
 
-// "A-B" or "A,B,C" -> layer list.
-std::vector<int64_t> parse_layers(const std::string& text, int64_t layers) {
-  std::vector<int64_t> out;
-  int64_t a = 0, b = 0;
-  char dash = 0;
-  if (std::sscanf(text.c_str(), "%ld%c%ld", &a, &dash, &b) == 3 && dash == '-') {
-    for (int64_t l = a; l <= b; ++l) out.push_back(l);
-  } else {
-    for (const std::string& item : split(text, ',')) out.push_back(std::stoll(item));
-  }
-  for (int64_t l : out) FASTAR_CHECK(l >= 0 && l < layers, "fastar bench rollout: --hybrid-layers has layer " << l << " of " << layers);
-  return out;
-}
 
 
 // Video frames per second of a chunk: the chunk's new video frames over its wall time.
@@ -281,7 +261,7 @@ std::vector<PolicyRun> read_runs_csv(const std::string& path) {
   while (std::getline(in, line)) {
     ++row;
     if (line.empty()) continue;
-    const std::vector<std::string> cells = split(line, ',');
+    const std::vector<std::string> cells = split_list(line, ',');
     FASTAR_CHECK(cells.size() == 9, path << ": line " << row << " has " << cells.size() << " fields, expected 9");
     ChunkSample s;
     try {
@@ -355,19 +335,16 @@ int run_bench_rollout(int argc, char** argv) {
   rollout_config.schedule.denoising_steps = SelfForcingSchedule::parse_steps(args.get("steps", "1000,750,500,250"));
   rollout_config.latent_height = c.latent_height;
   rollout_config.latent_width = c.latent_width;
-  if (args.has("latent-size")) {
-    const std::string text = args.get("latent-size", "");
-    FASTAR_CHECK(std::sscanf(text.c_str(), "%ldx%ld", &rollout_config.latent_height, &rollout_config.latent_width) == 2 &&
-                     rollout_config.latent_height > 0 && rollout_config.latent_width > 0,
-                 "fastar bench rollout: --latent-size must look like 60x104");
-  }
+  if (args.has("latent-size"))
+    parse_latent_size("fastar bench rollout", args.get("latent-size", ""), &rollout_config.latent_height,
+                      &rollout_config.latent_width);
   rollout_config.schedule.validate();
   validate_rollout_config(c, rollout_config);
   const int64_t chunk_latent = rollout_config.schedule.frames_per_chunk;
   const int64_t frames = args.get_int("frames", 30, 1, INT64_MAX / 8);
   const int64_t chunks = (frames + chunk_latent - 1) / chunk_latent;
   const int64_t window = args.get_int("window", 9, 0, INT64_MAX), sink = args.get_int("sink", 3, 0, INT64_MAX);
-  const std::vector<std::string> policies = split(args.get("policy", "dense,window"), ',');
+  const std::vector<std::string> policies = split_list(args.get("policy", "dense,window"));
   FASTAR_CHECK(!policies.empty(), "fastar bench rollout: --policy needs at least one policy");
   const std::string out = args.get("out", "bench-rollout");
 
@@ -383,8 +360,10 @@ int run_bench_rollout(int argc, char** argv) {
     if (bp.base == "arl2" && c.hybrid_layers.empty()) {
       if (!hybrid) {
         WanConfig hc = c;
-        hc.hybrid_layers = parse_layers(args.get("hybrid-layers", c.num_layers == 30 ? "0-21" : "0-" + std::to_string(c.num_layers * 3 / 4 - 1)),
-                                        c.num_layers);
+        hc.hybrid_layers = parse_layer_list(args.get("hybrid-layers", c.num_layers == 30 ? "0-21" : "0-" + std::to_string(c.num_layers * 3 / 4 - 1)),
+                                            c.num_layers, "--hybrid-layers");
+        if (hc.hybrid_layers.empty())  // "all"
+          for (int64_t l = 0; l < c.num_layers; ++l) hc.hybrid_layers.push_back(l);
         std::fprintf(stderr, "arl2: random weights with %zu of %lld layers hybrid\n", hc.hybrid_layers.size(),
                      static_cast<long long>(c.num_layers));
         hybrid = std::make_unique<WanModel>(hc, random_wan_weights(hc, static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX))));

@@ -60,6 +60,7 @@ struct Clip {
   std::vector<uint8_t> actions;
   uint64_t seed = 0;
   std::vector<RgbFrame> world;  // the ground truth
+  WanPrompt prompt_embedding;   // encoded and prepared once, shared by every policy
 };
 
 struct PolicyResult {
@@ -70,14 +71,6 @@ struct PolicyResult {
   double annsa_density = -1, annsa_recall = -1, annca_density = -1, annca_recall = -1;
 };
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 RgbFrame world_frame(const Tensor& frames, int64_t f) {
   RgbFrame r;
@@ -192,6 +185,7 @@ int run_eval(int argc, char** argv) {
     clip.actions = world::sample_actions(clip.seed, frames);
     const Tensor truth = world::render_frames(clip.prompt, clip.actions, clip.seed, frames);
     for (int64_t f = 0; f < frames; ++f) clip.world.push_back(world_frame(truth, f));
+    clip.prompt_embedding = model.prepare_prompt(encoder.encode(clip.prompt));
     set.push_back(std::move(clip));
   }
 
@@ -211,8 +205,7 @@ int run_eval(int argc, char** argv) {
       RolloutConfig rc = base;
       rc.seed = clip.seed;
       rc.cross_attention = p.ann.annca.get();
-      const WanPrompt prompt = model.prepare_prompt(encoder.encode(clip.prompt));
-      SelfForcingRollout rollout(model, *p.memory, prompt, rc);
+      SelfForcingRollout rollout(model, *p.memory, clip.prompt_embedding, rc);
       std::vector<RgbFrame> got;
       const auto start = std::chrono::steady_clock::now();
       for (int64_t chunk = 0; chunk < frames / 3; ++chunk) {

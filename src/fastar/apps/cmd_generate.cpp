@@ -80,22 +80,6 @@ Tensor load_prompt_embedding(const std::string& file, const WanConfig& config) {
   return pad_prompt_context(context, config, file + " tensor '" + name + "'");
 }
 
-void parse_latent_size(const std::string& text, int64_t* height, int64_t* width) {
-  const size_t x = text.find('x');
-  bool ok = x != std::string::npos;
-  try {
-    if (ok) {
-      size_t used_h = 0, used_w = 0;
-      *height = std::stoll(text.substr(0, x), &used_h);
-      *width = std::stoll(text.substr(x + 1), &used_w);
-      ok = used_h == x && used_w == text.size() - x - 1 && *height > 0 && *width > 0;
-    }
-  } catch (const std::exception&) {
-    ok = false;
-  }
-  FASTAR_CHECK(ok, "fastar generate: --latent-size must look like 60x104 (height x width in latent pixels), got '" << text
-                                                                                                                  << "'");
-}
 
 }  // namespace
 
@@ -162,7 +146,8 @@ int run_generate(int argc, char** argv) {
   rollout_config.schedule.shift = static_cast<float>(args.get_double("shift", 5.0));
   rollout_config.latent_height = config.latent_height;
   rollout_config.latent_width = config.latent_width;
-  if (args.has("latent-size")) parse_latent_size(args.get("latent-size", ""), &rollout_config.latent_height, &rollout_config.latent_width);
+  if (args.has("latent-size")) parse_latent_size("fastar generate", args.get("latent-size", ""), &rollout_config.latent_height,
+                                                  &rollout_config.latent_width);
   rollout_config.schedule.validate();
   const int64_t frames = args.get_int("frames", 12, 1, INT64_MAX / 2);
   const int64_t chunk_frames = rollout_config.schedule.frames_per_chunk;

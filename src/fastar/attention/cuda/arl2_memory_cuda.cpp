@@ -169,21 +169,24 @@ void CudaArl2Memory::attend(int64_t layer, const bf16* q, bf16* out, cudaStream_
   arl2_gates(gate_, log_alpha_, beta_, proj_, proj_width_, L.a_log.data<float>(), L.dt_bias.data<float>(), n, heads, st);
 
   // Memory branch: out += gate · scale · q̂·S against the state before this call.
-  GatedDeltaRuleParams read;
+  // One layout for the read and the update: bf16 [tokens, heads·D] rows, per-token gates [tokens, heads],
+  // the layer's fp32 state [heads, D, D].
+  GatedDeltaRuleParams base;
+  base.q_row_stride = base.k_row_stride = base.v_row_stride = base.o_row_stride = dim;
+  base.q_head_stride = base.k_head_stride = base.v_head_stride = base.o_head_stride = hd;
+  base.io_dtype = DType::BF16;
+  base.gate_row_stride = heads;
+  base.state = static_cast<float*>(L.state->data());
+  base.state_head_stride = hd * hd;
+  base.tokens = n;
+  base.heads = heads;
+  base.key_dim = hd;
+  base.value_dim = hd;
+  base.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  GatedDeltaRuleParams read = base;
   read.q = hat_;
   read.o = out;
-  read.q_row_stride = read.o_row_stride = dim;
-  read.q_head_stride = read.o_head_stride = hd;
-  read.io_dtype = DType::BF16;
   read.read_gate = gate_;
-  read.gate_row_stride = heads;
-  read.state = static_cast<float*>(L.state->data());
-  read.state_head_stride = hd * hd;
-  read.tokens = n;
-  read.heads = heads;
-  read.key_dim = hd;
-  read.value_dim = hd;
-  read.scale = 1.0f / std::sqrt(static_cast<float>(hd));
   read.accumulate = true;
   check(gated_delta_rule_read(read, st), "gated_delta_rule_read");
   if (!call_.commit) return;
@@ -196,22 +199,11 @@ void CudaArl2Memory::attend(int64_t layer, const bf16* q, bf16* out, cudaStream_
     v_src = tmp_;
   }
   linear_bf16(*gemm_, hat_v_, v_src, L.phi_v.data<bf16>(), nullptr, n, dim, dim, LinearEpilogue::None, st);
-  GatedDeltaRuleParams update;
+  GatedDeltaRuleParams update = base;
   update.k = hat_k_;
   update.v = hat_v_;
-  update.k_row_stride = update.v_row_stride = dim;
-  update.k_head_stride = update.v_head_stride = hd;
-  update.io_dtype = DType::BF16;
   update.log_alpha = log_alpha_;
   update.beta = beta_;
-  update.gate_row_stride = heads;
-  update.state = static_cast<float*>(L.state->data());
-  update.state_head_stride = hd * hd;
-  update.tokens = n;
-  update.heads = heads;
-  update.key_dim = hd;
-  update.value_dim = hd;
-  update.scale = read.scale;
   check(gated_delta_rule_update(update, workspace_, workspace_bytes_, st), "gated_delta_rule_update");
 }
 
