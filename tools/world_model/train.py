@@ -57,6 +57,9 @@ def parse_args(argv=None):
     t.add_argument("--minutes", type=float, default=6.0, help="wall budget of the training loop in this run")
     t.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = budget only)")
     t.add_argument("--resume", help="checkpoint to continue from (model, EMA, optimizer, step)")
+    t.add_argument("--init-from", help="exported model folder (e.g. models/world-small) to start from: its config "
+                   "(fastar_defaults included) and weights; fresh optimizer, step 0. For continuing on a machine "
+                   "that no longer has the checkpoint")
     t.add_argument("--ckpt-minutes", type=float, default=2.0)
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--lr", type=float, default=4e-4)
@@ -214,8 +217,17 @@ def main(argv=None):
     vocab = data["vocab"]
     print(f"dataset: {dataset}: {tuple(data['frames'].shape)} frames, vocab {len(vocab)}", flush=True)
 
+    if args.resume and args.init_from:
+        raise SystemExit("train.py: give --resume (a checkpoint) or --init-from (a model folder), not both")
     resume = torch.load(args.resume, map_location="cpu", weights_only=False) if args.resume else None
-    config = resume["config"] if resume else build_config(args, len(vocab))
+    init_model = None
+    if args.init_from:
+        import export
+        init_model, init_vocab = export.load_model_folder(args.init_from)
+        if init_vocab != vocab:
+            raise SystemExit(f"train.py: {args.init_from}/vocab.json differs from the dataset's vocabulary; "
+                             "regenerate the dataset with this fastar binary")
+    config = resume["config"] if resume else init_model.config if init_model else build_config(args, len(vocab))
     assert config["text_encoder"]["vocab_size"] == len(vocab), "the dataset's vocabulary differs from the checkpoint's"
     model = wan_torch.WorldModel(config).to(args.device)
     decay, no_decay = [], []
@@ -223,6 +235,9 @@ def main(argv=None):
         (decay if p.ndim >= 2 and "embedding" not in name else no_decay).append(p)
     opt = torch.optim.AdamW([dict(params=decay, weight_decay=args.weight_decay), dict(params=no_decay, weight_decay=0.0)],
                             lr=args.lr, betas=(0.9, 0.99), eps=1e-8)
+    if init_model is not None:
+        model.load_state_dict(init_model.state_dict())
+        print(f"initialised from {args.init_from} (fresh optimizer, step 0)", flush=True)
     ema = Ema(model)
     step, elapsed_before = 0, 0.0
     if resume:
@@ -249,7 +264,7 @@ def main(argv=None):
     budget = args.minutes * 60.0
     start = last_ckpt = last_log = time.time()
     run_steps, loss_sum, loss_n = 0, 0.0, 0
-    warmup = args.warmup_steps if not resume else min(50, args.warmup_steps)
+    warmup = args.warmup_steps if not (resume or init_model) else min(50, args.warmup_steps)
     while True:
         now = time.time()
         run_elapsed = now - start
