@@ -9,7 +9,9 @@
 //                                  case, exit 1 on any FAIL
 //   cuda_tempcache_check --bench   commit time per layer at Wan2.1-1.3B shapes (12 heads × 128, 1560
 //                                  tokens per frame, 3 frames per chunk), cache of ~20k representatives
-//                                  per head, LSH and int8, 0% and 100% merges
+//                                  per head, LSH and int8, 0% and 100% merges; random keys and crowded keys
+//                                  (a shared direction + noise, like random-weight Wan keys), LSH with and
+//                                  without the per-bucket candidate cap
 //
 // Keys, values and queries are bf16-exact floats, so the CPU reference and the GPU see the same numbers.
 // Cases are built with similarity margins far from the threshold (and from ties), so every merge decision
@@ -83,6 +85,9 @@ enum class Data {
                // random key (no merge), and every 8th token a second, noisier key (cosine 0.955) of the
                // previous token's centre (collision: it loses and starts a group); 10% of centres are
                // replaced each frame (their groups age out of a window)
+  crowded,     // clustered keys sharing one strong direction per head (key = √0.8·u + √0.2·clustered unit,
+               // unrelated keys at cosine ≈ 0.8, like random-weight Wan keys): LSH buckets overflow a small
+               // cap; members at cosine ≈ 0.999, rivals ≈ 0.99, unrelated ≈ 0.8 (far from 0.9)
 };
 
 struct Case {
@@ -92,6 +97,7 @@ struct Case {
   AnnBackend ann;
   int64_t window = -1, sink = 0;
   float threshold = 0.9f;
+  int64_t lsh_cap = -1;  // TempCacheOptions::lsh_bucket_cap; -1 = the default
 };
 
 // keys/values/queries of `frames` frames: [frames · tokens, heads · head_dim], bf16-exact.
@@ -113,8 +119,11 @@ Stream make_stream(const Case& c, uint64_t seed) {
   for (float& x : s.q) x = bf(normal(rng) * 0.5f);
   std::vector<float> centre(static_cast<size_t>(n * row)), unit(static_cast<size_t>(d));
   for (int64_t t = 0; t < n * h; ++t) random_unit(d, rng, centre.data() + t * d);
+  std::vector<float> shared(static_cast<size_t>(row));  // crowded: one direction per head
+  for (int64_t hh = 0; hh < h; ++hh) random_unit(d, rng, shared.data() + hh * d);
+  const bool clustered = c.data == Data::clustered || c.data == Data::crowded;
   for (int64_t f = 0; f < frames; ++f) {
-    if (c.data == Data::clustered && f > 0)
+    if (clustered && f > 0)
       for (int64_t t = 0; t < n * h; ++t)
         if (uni(rng) < 0.10f) random_unit(d, rng, centre.data() + t * d);
     for (int64_t t = 0; t < n; ++t) {
@@ -135,7 +144,8 @@ Stream make_stream(const Case& c, uint64_t seed) {
             random_unit(d, rng, unit.data());
             for (int64_t j = 0; j < d; ++j) out[j] = bf(unit[static_cast<size_t>(j)] * 3.0f * scale);
             break;
-          case Data::clustered: {
+          case Data::clustered:
+          case Data::crowded: {
             const bool rival = t % 8 == 7;  // rivals token t − 1's centre
             // Token t − 1 of a rival is never fresh: the rival always meets the clearly closer member and
             // loses the collision (else it would join the group and leave near-ties behind).
@@ -146,6 +156,15 @@ Stream make_stream(const Case& c, uint64_t seed) {
               rotate_from(centre.data() + ((t - 1) * h + hh) * d, 0.955, d, rng, unit.data());
             } else {
               rotate_from(ct, 0.995, d, rng, unit.data());
+            }
+            if (c.data == Data::crowded) {
+              const float* u = shared.data() + hh * d;
+              double nn = 0.0;
+              for (int64_t j = 0; j < d; ++j) {
+                unit[static_cast<size_t>(j)] = std::sqrt(0.8f) * u[j] + std::sqrt(0.2f) * unit[static_cast<size_t>(j)];
+                nn += double(unit[static_cast<size_t>(j)]) * unit[static_cast<size_t>(j)];
+              }
+              for (float& x : unit) x = static_cast<float>(x / std::sqrt(nn));
             }
             for (int64_t j = 0; j < d; ++j) out[j] = bf(unit[static_cast<size_t>(j)] * 3.0f * scale);
             break;
@@ -198,6 +217,7 @@ Result run_case(const Case& c) {
   options.threshold = c.threshold;
   options.ann = c.ann;
   options.window = c.window;
+  if (c.lsh_cap >= 0) options.lsh_bucket_cap = c.lsh_cap;
   options.sink = c.sink;
   options.seed = 7;
   fastar::TempCacheMemory cpu(1, h, d, options);
@@ -305,7 +325,8 @@ Result run_case(const Case& c) {
       if (c.data == Data::duplicates && size != n) r.fail("duplicates: groups != tokens per frame");
       if (c.data == Data::random && size != frames * n) r.fail("random keys merged");
     }
-    if (c.data == Data::clustered && gpu.merges() == 0) r.fail("clustered: nothing merged (the case tests nothing)");
+    if ((c.data == Data::clustered || c.data == Data::crowded) && gpu.merges() == 0)
+      r.fail("clustered: nothing merged (the case tests nothing)");
   }
   CHECK_CUDA(cudaStreamDestroy(stream));
   std::printf("%-4s %-44s merges %7lld  reps/head %8.1f  %s\n", r.ok ? "PASS" : "FAIL", c.name.c_str(),
@@ -348,6 +369,15 @@ int run_checks() {
     cases.push_back({"clustered " + a + " window 2 + sink 1", Data::clustered, 4, 128, 96, 3, 4, ann, 2, 1});
     cases.push_back({"random " + a + " window 4", Data::random, 2, 128, 64, 2, 5, ann, 4, 0});
   }
+  // The LSH bucket cap: CPU and GPU must keep the same (newest) entries of overflowing buckets.
+  for (int64_t cap : {0, 2, 8, 64}) {
+    const std::string name = " lsh cap " + std::to_string(cap);
+    cases.push_back({"crowded" + name, Data::crowded, 4, 128, 96, 3, 4, AnnBackend::lsh, -1, 0, 0.9f, cap});
+    cases.push_back({"crowded" + name + " window 2 + sink 1", Data::crowded, 3, 64, 80, 2, 4, AnnBackend::lsh, 2, 1,
+                     0.9f, cap});
+    if (cap > 0 && cap <= 2)  // spread keys overflow only a tiny cap
+      cases.push_back({"clustered" + name, Data::clustered, 4, 128, 96, 3, 4, AnnBackend::lsh, -1, 0, 0.9f, cap});
+  }
   int failures = 0;
   for (const Case& c : cases) {
     try {
@@ -377,13 +407,35 @@ int run_bench() {
   std::normal_distribution<float> normal;
   for (float& x : host) x = bf(normal(rng));
   const std::vector<uint16_t> pool_b = to_bf16(host);
-  uint16_t* pool = nullptr;
-  CHECK_CUDA(cudaMalloc(&pool, pool_b.size() * 2));
-  CHECK_CUDA(cudaMemcpy(pool, pool_b.data(), pool_b.size() * 2, cudaMemcpyHostToDevice));
+  uint16_t* random_pool = nullptr;
+  CHECK_CUDA(cudaMalloc(&random_pool, pool_b.size() * 2));
+  CHECK_CUDA(cudaMemcpy(random_pool, pool_b.data(), pool_b.size() * 2, cudaMemcpyHostToDevice));
+  // Crowded keys, modelled on random-weight Wan keys (RMSNorm + RoPE leave a strong common direction):
+  // the same noise plus 2·√d·u_h, one unit direction u_h per head, so unrelated keys have cosine ≈ 0.8 and
+  // crowd into a few LSH buckets.
+  std::vector<float> shared(static_cast<size_t>(row));
+  for (int64_t h = 0; h < heads; ++h) random_unit(d, rng, shared.data() + h * d);
+  const float strength = 2.0f * std::sqrt(static_cast<float>(d));
+  for (size_t i = 0; i < host.size(); ++i) host[i] = bf(host[i] + strength * shared[i % static_cast<size_t>(row)]);
+  const std::vector<uint16_t> crowded_b = to_bf16(host);
+  uint16_t* crowded_pool = nullptr;
+  CHECK_CUDA(cudaMalloc(&crowded_pool, crowded_b.size() * 2));
+  CHECK_CUDA(cudaMemcpy(crowded_pool, crowded_b.data(), crowded_b.size() * 2, cudaMemcpyHostToDevice));
+  struct BenchCase {
+    const char* keys;
+    AnnBackend ann;
+    int64_t cap;
+  };
+  const BenchCase bench_cases[] = {{"random", AnnBackend::lsh, 0},   {"random", AnnBackend::lsh, 64},
+                                   {"random", AnnBackend::quant, 0}, {"crowded", AnnBackend::lsh, 0},
+                                   {"crowded", AnnBackend::lsh, 64}, {"crowded", AnnBackend::lsh, 128}};
   const size_t chunk_bytes = static_cast<size_t>(chunk * row) * 2;
-  for (AnnBackend ann : {AnnBackend::lsh, AnnBackend::quant}) {
+  for (const BenchCase& bc : bench_cases) {
+    const AnnBackend ann = bc.ann;
+    const uint16_t* pool = std::strcmp(bc.keys, "crowded") == 0 ? crowded_pool : random_pool;
     TempCacheOptions options;
     options.ann = ann;
+    options.lsh_bucket_cap = bc.cap;
     CudaTempCacheLayer layer(heads, d, n, capacity, chunk, options);
     cudaStream_t stream;
     CHECK_CUDA(cudaStreamCreate(&stream));
@@ -398,7 +450,7 @@ int run_bench() {
       frame += frames;
       return std::chrono::duration<double, std::milli>(t1 - t0).count();
     };
-    for (int64_t c = 0; c < 4; ++c) commit_from(c);  // prefill: 4 random chunks, 18.7k groups per head
+    for (int64_t c = 0; c < 4; ++c) commit_from(c);  // prefill: 4 chunks, 18.7k groups per head if nothing merges
     // 100% merges: chunks whose keys are exact copies of cached ones (the prefill's chunks again).
     double merge_ms = 0.0;
     const int reps = 4;
@@ -408,13 +460,17 @@ int run_bench() {
     const double size_merge = layer.cached_tokens();
     // 0% merges: fresh random chunks (the cache grows by one chunk each time).
     const double append_ms = commit_from(4) + commit_from(5);
-    std::printf("%-5s cache %.0f reps/head: commit %.2f ms/layer (%.0f%% merged), %.2f ms/layer (fresh keys, cache "
+    char name[64];
+    std::snprintf(name, sizeof name, "%s %s cap %lld", bc.keys, ann == AnnBackend::lsh ? "lsh" : "int8",
+                  static_cast<long long>(bc.cap));
+    std::printf("%-20s cache %.0f reps/head: commit %.2f ms/layer (%.0f%% merged), %.2f ms/layer (fresh keys, cache "
                 "%.0f reps/head after); layer holds %.1f MiB, %.1f MiB in use\n",
-                ann == AnnBackend::lsh ? "lsh" : "int8", size_merge, merge_ms / reps, 100.0 * merged, append_ms / 2,
+                name, size_merge, merge_ms / reps, 100.0 * merged, append_ms / 2,
                 layer.cached_tokens(), layer.bytes() / 1048576.0, layer.used_bytes() / 1048576.0);
     CHECK_CUDA(cudaStreamDestroy(stream));
   }
-  cudaFree(pool);
+  cudaFree(random_pool);
+  cudaFree(crowded_pool);
   return 0;
 }
 

@@ -11,6 +11,7 @@ const std::vector<OptionSpec>& tempcache_option_specs() {
   static const std::vector<OptionSpec> specs = {
     {"tempcache-threshold", "T", "tempcache: merge a new key into its matched group when cosine >= T (> 1: never merge)", "0.9"},
     {"ann", "lsh|quant", "tempcache: nearest-neighbour search of the matches (LSH 4 tables x 10 bits, multi-probe 1 | exhaustive int8)", "lsh"},
+    {"tempcache-lsh-cap", "N", "tempcache: re-rank at most N representatives per probed LSH bucket, the newest (0 = all)", "128"},
     {"tempcache-match", "key|query", "tempcache: match each new key (cosine) or its query (dot product) to the cache", "key"},
     {"tempcache-max-tokens", "N", "tempcache: at most N cached tokens per layer and head, oldest evicted (0 = no bound)", "0"},
     {"tempcache-recall", "", "tempcache diagnostic: keep a dense shadow cache and report attention recall (slow)", ""},
@@ -32,6 +33,7 @@ std::unique_ptr<TempCacheMemory> make_tempcache_memory(const Args& args, const W
   const std::string ann = args.get("ann", "lsh");
   FASTAR_CHECK(ann == "lsh" || ann == "quant", "fastar generate: unknown --ann '" << ann << "'; choose lsh or quant");
   options.ann = ann == "lsh" ? AnnBackend::lsh : AnnBackend::quant;
+  options.lsh_bucket_cap = args.get_int("tempcache-lsh-cap", options.lsh_bucket_cap, 0, INT64_MAX);
   const std::string match = args.get("tempcache-match", "key");
   FASTAR_CHECK(match == "key" || match == "query",
                "fastar generate: unknown --tempcache-match '" << match << "'; choose key or query");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "fastar/core/error.h"
 
@@ -80,18 +81,28 @@ void LshHasher::hash(const float* x, int64_t rows, int64_t row_stride, uint32_t*
   }
 }
 
-void LshBuckets::build(const uint32_t* codes, int64_t rows, int tables, int bits) {
+void LshBuckets::build(const uint32_t* codes, int64_t rows, int tables, int bits, std::span<const int64_t> priority) {
   FASTAR_CHECK(tables >= 1 && bits >= 1 && bits <= 24, "LSH buckets: bad tables/bits (" << tables << ", " << bits
                                                                                          << ")");
   FASTAR_CHECK(rows >= 0 && rows <= std::numeric_limits<int32_t>::max(), "LSH buckets: too many rows (" << rows
                                                                                                          << ")");
   FASTAR_CHECK(rows == 0 || codes, "LSH buckets: null codes");
+  FASTAR_CHECK(priority.empty() || static_cast<int64_t>(priority.size()) == rows,
+               "LSH buckets: priority has " << priority.size() << " entries for " << rows << " rows");
   rows_ = rows;
   tables_ = tables;
   bits_ = bits;
   const int64_t nb = int64_t{1} << bits;
   offsets_.assign(static_cast<size_t>(tables * (nb + 1)), 0);
   ids_.resize(static_cast<size_t>(tables * rows));
+  // The order in which rows are scattered; the scatter is stable, so it is each bucket's order.
+  std::vector<int32_t> order(static_cast<size_t>(rows));
+  std::iota(order.begin(), order.end(), 0);
+  if (!priority.empty())
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      const int64_t pa = priority[static_cast<size_t>(a)], pb = priority[static_cast<size_t>(b)];
+      return pa != pb ? pa > pb : a > b;
+    });
   for (int t = 0; t < tables; ++t) {
     int32_t* off = offsets_.data() + t * (nb + 1);
     // Counting sort: histogram, exclusive prefix sum, then a stable scatter (ids ascending per bucket).
@@ -103,7 +114,7 @@ void LshBuckets::build(const uint32_t* codes, int64_t rows, int tables, int bits
     for (int64_t b = 0; b < nb; ++b) off[b + 1] += off[b];
     std::vector<int32_t> cursor(off, off + nb);
     int32_t* ids = ids_.data() + t * rows;
-    for (int64_t r = 0; r < rows; ++r) ids[cursor[codes[r * tables + t]]++] = static_cast<int32_t>(r);
+    for (const int32_t r : order) ids[cursor[codes[static_cast<int64_t>(r) * tables + t]]++] = r;
   }
 }
 
@@ -116,12 +127,17 @@ std::span<const int32_t> LshBuckets::bucket(int table, uint32_t bucket) const {
 }
 
 void lsh_candidates(const LshBuckets& buckets, const uint32_t* query_codes, int multi_probe,
-                    std::vector<int32_t>* out, std::vector<uint8_t>* seen) {
+                    std::vector<int32_t>* out, std::vector<uint8_t>* seen, int64_t max_per_bucket) {
   FASTAR_CHECK(multi_probe == 0 || multi_probe == 1, "LSH: multi_probe must be 0 or 1 (got " << multi_probe << ")");
+  FASTAR_CHECK(max_per_bucket >= 0, "LSH: the per-bucket candidate cap must be >= 0 (0 = unlimited), got "
+                                        << max_per_bucket);
   FASTAR_ASSERT(static_cast<int64_t>(seen->size()) >= buckets.rows(), "lsh_candidates: scratch too small");
   out->clear();
   auto visit = [&](int t, uint32_t b) {
-    for (int32_t id : buckets.bucket(t, b)) {
+    std::span<const int32_t> ids = buckets.bucket(t, b);
+    if (max_per_bucket > 0 && static_cast<int64_t>(ids.size()) > max_per_bucket)
+      ids = ids.first(static_cast<size_t>(max_per_bucket));
+    for (int32_t id : ids) {
       if (!(*seen)[static_cast<size_t>(id)]) {
         (*seen)[static_cast<size_t>(id)] = 1;
         out->push_back(id);
@@ -144,6 +160,11 @@ void lsh_top1(const LshBuckets& buckets, const uint32_t* query_codes, const floa
   FASTAR_CHECK(dim > 0 && q_stride >= dim && db_stride >= dim, "LSH top-1: bad dim/strides (" << dim << ", "
                                                                                              << q_stride << ", "
                                                                                              << db_stride << ")");
+  FASTAR_CHECK(options.multi_probe == 0 || options.multi_probe == 1,
+               "LSH top-1: multi_probe must be 0 or 1 (got " << options.multi_probe << ")");
+  FASTAR_CHECK(options.max_candidates_per_bucket >= 0,
+               "LSH top-1: the per-bucket candidate cap must be >= 0 (0 = unlimited), got "
+                   << options.max_candidates_per_bucket);
   const int tables = buckets.tables();
   const float neg_inf = -std::numeric_limits<float>::infinity();
   std::vector<double> db_norm;
@@ -157,7 +178,8 @@ void lsh_top1(const LshBuckets& buckets, const uint32_t* query_codes, const floa
     std::vector<uint8_t> seen(static_cast<size_t>(buckets.rows()), 0);
 #pragma omp for schedule(dynamic, 8)
     for (int64_t i = 0; i < q_rows; ++i) {
-      lsh_candidates(buckets, query_codes + i * tables, options.multi_probe, &cand, &seen);
+      lsh_candidates(buckets, query_codes + i * tables, options.multi_probe, &cand, &seen,
+                     options.max_candidates_per_bucket);
       const float* qrow = queries + i * q_stride;
       const double qn = options.metric == SimilarityMetric::cosine ? norm(qrow, dim) : 0.0;
       int32_t arg = -1;

@@ -49,14 +49,19 @@ class LshHasher {
   std::vector<float> projections_;
 };
 
-// CSR bucket tables of a set of hashed rows: for table t and bucket b, the row ids whose code is b,
-// ascending. Memory: tables · (2^bits + 1) offsets + tables · rows ids.
+// CSR bucket tables of a set of hashed rows: for table t and bucket b, the row ids whose code is b.
+// Memory: tables · (2^bits + 1) offsets + tables · rows ids.
 class LshBuckets {
  public:
   // codes: [rows, tables] as written by LshHasher::hash (every code < 2^bits).
-  void build(const uint32_t* codes, int64_t rows, int tables, int bits);
+  // Order inside a bucket: without `priority`, row ids ascending; with priority ([rows]), the
+  // preferred rows first = priority descending, ties → the higher row id first. A per-bucket
+  // candidate cap (LshSearchOptions::max_candidates_per_bucket) keeps the first entries of a bucket,
+  // so the priority says which rows survive a crowded bucket (TempCache: the representative's frame,
+  // i.e. the newest representatives).
+  void build(const uint32_t* codes, int64_t rows, int tables, int bits, std::span<const int64_t> priority = {});
 
-  // Row ids in bucket `bucket` of table `table`, ascending.
+  // Row ids in bucket `bucket` of table `table`, in the order above.
   std::span<const int32_t> bucket(int table, uint32_t bucket) const;
 
   int64_t rows() const { return rows_; }
@@ -73,10 +78,12 @@ class LshBuckets {
 
 // Candidates of one query: the union over tables of the rows in the query's bucket, plus, with
 // multi_probe = 1, the rows of the `bits` buckets one bit flip away in each table. Sorted ascending,
-// unique. query_codes: [tables]. `seen` is scratch of at least buckets.rows() bytes, all zero on
-// entry and on return.
+// unique. With max_per_bucket > 0 only the first max_per_bucket rows of each probed bucket are taken
+// (LshBuckets' order), so a query has at most tables · (1 + bits·multi_probe) · max_per_bucket
+// candidates however crowded the buckets are; 0 = every row. query_codes: [tables]. `seen` is scratch
+// of at least buckets.rows() bytes, all zero on entry and on return.
 void lsh_candidates(const LshBuckets& buckets, const uint32_t* query_codes, int multi_probe,
-                    std::vector<int32_t>* out, std::vector<uint8_t>* seen);
+                    std::vector<int32_t>* out, std::vector<uint8_t>* seen, int64_t max_per_bucket = 0);
 
 enum class SimilarityMetric {
   dot,     // x·y
@@ -85,6 +92,8 @@ enum class SimilarityMetric {
 
 struct LshSearchOptions {
   int multi_probe = 0;                            // 0: own bucket only; 1: also one-bit-flip buckets
+  int64_t max_candidates_per_bucket = 0;          // > 0: re-rank at most this many rows of each probed
+                                                  // bucket (the first, LshBuckets' order); 0 = all
   SimilarityMetric metric = SimilarityMetric::cosine;
 };
 

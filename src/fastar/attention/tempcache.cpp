@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <span>
 
 #include "fastar/core/error.h"
 
@@ -40,6 +41,9 @@ void TempCacheOptions::validate() const {
   FASTAR_CHECK(lsh_bits >= 1 && lsh_bits <= 24, "tempcache: LSH bits must be in [1, 24], got " << lsh_bits);
   FASTAR_CHECK(lsh_multi_probe == 0 || lsh_multi_probe == 1,
                "tempcache: LSH multi-probe must be 0 or 1, got " << lsh_multi_probe);
+  FASTAR_CHECK(lsh_bucket_cap >= 0,
+               "tempcache: --tempcache-lsh-cap must be >= 0 (candidates per LSH bucket; 0 = unlimited), got "
+                   << lsh_bucket_cap);
   FASTAR_CHECK(window >= -1, "tempcache: --window must be >= 0 (or unset), got " << window);
   FASTAR_CHECK(sink >= 0, "tempcache: --sink must be >= 0, got " << sink);
   FASTAR_CHECK(sink == 0 || window >= 0 || max_tokens > 0,
@@ -89,13 +93,17 @@ void TempCacheHead::search(const float* k, const float* q, int64_t stride, int64
   std::vector<float> score(static_cast<size_t>(tokens));
   if (options_.ann == AnnBackend::lsh) {
     if (buckets_dirty_) {
-      buckets_.build(codes_.data(), size_, hasher_->tables(), hasher_->bits());
+      // With a cap, each bucket lists its newest representatives first (the ones a capped search keeps).
+      const std::span<const int64_t> priority =
+          options_.lsh_bucket_cap > 0 ? std::span<const int64_t>(rep_frame_) : std::span<const int64_t>();
+      buckets_.build(codes_.data(), size_, hasher_->tables(), hasher_->bits(), priority);
       buckets_dirty_ = false;
     }
     std::vector<uint32_t> probe_codes(static_cast<size_t>(tokens * hasher_->tables()));
     hasher_->hash(probe, tokens, stride, probe_codes.data());
     LshSearchOptions search;
     search.multi_probe = options_.lsh_multi_probe;
+    search.max_candidates_per_bucket = options_.lsh_bucket_cap;
     search.metric = by_key ? SimilarityMetric::cosine : SimilarityMetric::dot;
     lsh_top1(buckets_, probe_codes.data(), probe, tokens, stride, keys_.data(), d, d, search, best, score.data());
     return;

@@ -36,6 +36,11 @@ struct TempCacheOptions {
   int lsh_tables = 4;       // LSH back end: tables, bits per table, multi-probe (0/1)
   int lsh_bits = 10;        // (measured in docs/tempcache.md: 4 x 10 bits + multi-probe 1)
   int lsh_multi_probe = 1;
+  // Per-bucket candidate cap of the LSH search: a new key re-ranks at most this many representatives
+  // of each probed bucket, the newest ones (latest representative frame, ties → the higher slot), so
+  // keys that crowd into a few buckets cannot turn the search into brute force. 0 = unlimited.
+  // Default measured in docs/tempcache.md ("Per-bucket candidate cap"); the GPU keeps the same entries.
+  int64_t lsh_bucket_cap = 128;
   uint64_t seed = 0;        // LSH projections (the same for every layer and head)
   int64_t window = -1;      // bound: keep groups whose representative is from the last `window` frames; -1 = off
   int64_t sink = 0;         //   ... and groups started in the first `sink` committed frames (pinned)

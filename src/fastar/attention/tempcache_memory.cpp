@@ -213,7 +213,8 @@ std::string TempCacheMemory::describe() const {
   out << "tempcache (threshold " << options_.threshold << ", " << tempcache_match_name(options_.match) << " match via "
       << ann_backend_name(options_.ann);
   if (options_.ann == AnnBackend::lsh)
-    out << " " << options_.lsh_tables << "x" << options_.lsh_bits << " bits, multi-probe " << options_.lsh_multi_probe;
+    out << " " << options_.lsh_tables << "x" << options_.lsh_bits << " bits, multi-probe " << options_.lsh_multi_probe
+        << ", bucket cap " << options_.lsh_bucket_cap;
   else
     out << " int8";
   if (options_.window >= 0) out << "; window " << options_.window << " frames + " << options_.sink << " sink frames";
@@ -291,6 +292,7 @@ void write_tempcache_stats_json(const std::string& path, const TempCacheStats& s
                     {"lsh_tables", options.lsh_tables},
                     {"lsh_bits", options.lsh_bits},
                     {"lsh_multi_probe", options.lsh_multi_probe},
+                    {"lsh_bucket_cap", options.lsh_bucket_cap},
                     {"window", options.window},
                     {"sink", options.sink},
                     {"max_tokens", options.max_tokens}};

@@ -60,6 +60,8 @@ CudaTempCacheLayer::CudaTempCacheLayer(int64_t heads, int64_t head_dim, int64_t 
                "tempcache (GPU): --tempcache-max-tokens is not implemented on the GPU; bound the cache with --window");
   FASTAR_CHECK(options_.ann == AnnBackend::quant || options_.lsh_bits <= 12,
                "tempcache (GPU): LSH bits per table must be <= 12 on the GPU (got " << options_.lsh_bits << ")");
+  FASTAR_CHECK(options_.lsh_bucket_cap <= INT32_MAX,
+               "tempcache (GPU): --tempcache-lsh-cap must be < 2^31 (got " << options_.lsh_bucket_cap << ")");
   FASTAR_CHECK(!options_.recall, "tempcache (GPU): the recall diagnostic runs on the CPU only (use --device cpu)");
 
   const int64_t h = heads, r = rows_, d = head_dim;
@@ -140,6 +142,7 @@ TempCacheMergeParams CudaTempCacheLayer::params() const {
     p.lsh_tables = options_.lsh_tables;
     p.lsh_bits = options_.lsh_bits;
     p.lsh_multi_probe = options_.lsh_multi_probe;
+    p.lsh_bucket_cap = options_.lsh_bucket_cap;
     p.lsh_projections = static_cast<const float*>(projections_->data());
     p.codes = static_cast<uint32_t*>(codes_->data());
     p.bucket_offsets = static_cast<int32_t*>(bucket_offsets_->data());

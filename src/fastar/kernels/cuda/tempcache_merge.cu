@@ -278,6 +278,104 @@ __global__ void __launch_bounds__(kScanThreads) lsh_index_kernel(const TempCache
   }
 }
 
+// ---- 2b. LSH bucket cap: the newest cap slots of each overflowing bucket to its front ----------------
+//
+// One block per (table, head); warp w takes buckets w, w + 32, ... Slot s's key is
+// (frame − rep_frame[s]) · 2^32 + (2^32 − 1 − s): smaller = newer representative, ties → higher slot, the
+// CPU's priority order (LshBuckets::build with rep_frame). The cap smallest keys are found by a radix
+// select on 8-bit digits from the largest key's top digit down (per-warp shared histogram), stopping
+// once every key of the chosen prefix is selected; they are then compacted, stable, to the front of
+// the bucket (in place: a chunk of 32 is read before any of it is written, and writes never pass the
+// reads). The entries after the first cap are left as they are and never read.
+
+__device__ __forceinline__ unsigned long long newest_key(int32_t frame, const int32_t* rep_frame, int32_t slot) {
+  return (static_cast<unsigned long long>(static_cast<uint32_t>(frame - rep_frame[slot])) << 32) |
+         static_cast<unsigned long long>(0xffffffffu - static_cast<uint32_t>(slot));
+}
+
+__global__ void __launch_bounds__(kScanThreads) lsh_cap_kernel(const TempCacheMergeParams p) {
+  __shared__ int s_digit_hist[kScanThreads / 32][256];
+  const int t = blockIdx.x, h = blockIdx.y, tables = p.lsh_tables;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  const int nb = 1 << p.lsh_bits;
+  const int cap = static_cast<int>(p.lsh_bucket_cap);
+  const int32_t* offsets = p.bucket_offsets + (static_cast<int64_t>(h) * tables + t) * (nb + 1);
+  int32_t* ids = p.bucket_ids + (static_cast<int64_t>(h) * tables + t) * p.rows;
+  const int32_t* frames = p.rep_frame + static_cast<int64_t>(h) * p.rows;
+  int* hist = s_digit_hist[warp];
+  for (int b = warp; b < nb; b += warps) {  // warp-uniform loop: __syncwarp below is safe
+    const int begin = offsets[b], end = offsets[b + 1];
+    if (end - begin <= cap) continue;
+    unsigned long long largest = 0;
+    for (int c = begin + lane; c < end; c += 32) largest = max(largest, newest_key(p.frame, frames, ids[c]));
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) largest = max(largest, __shfl_xor_sync(0xffffffffu, largest, o));
+    int shift = largest == 0 ? 0 : ((63 - __clzll(static_cast<long long>(largest))) / 8) * 8;
+    unsigned long long prefix = 0, mask = 0;
+    int need = cap;
+    for (;; shift -= 8) {
+      for (int i = lane; i < 256; i += 32) hist[i] = 0;
+      __syncwarp();
+      for (int c = begin + lane; c < end; c += 32) {
+        const unsigned long long k = newest_key(p.frame, frames, ids[c]);
+        if ((k & mask) == prefix) atomicAdd(&hist[(k >> shift) & 255], 1);
+      }
+      __syncwarp();
+      // Lane l owns digits [8l, 8l + 8): the digit where the running count reaches `need`.
+      int own = 0;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) own += hist[8 * lane + j];
+      int inclusive = own;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const int y = __shfl_up_sync(0xffffffffu, inclusive, o);
+        if (lane >= o) inclusive += y;
+      }
+      const int before = inclusive - own;
+      const unsigned owner = __ballot_sync(0xffffffffu, before < need && need <= inclusive);
+      const int src = __ffs(owner) - 1;
+      int digit = 0, below = 0, in_digit = 0;
+      if (lane == src) {
+        int acc = before;
+        for (int j = 0; j < 8; ++j) {
+          const int c = hist[8 * lane + j];
+          if (acc + c >= need) {
+            digit = 8 * lane + j;
+            below = acc;
+            in_digit = c;
+            break;
+          }
+          acc += c;
+        }
+      }
+      digit = __shfl_sync(0xffffffffu, digit, src);
+      below = __shfl_sync(0xffffffffu, below, src);
+      in_digit = __shfl_sync(0xffffffffu, in_digit, src);
+      need -= below;
+      prefix |= static_cast<unsigned long long>(digit) << shift;
+      mask |= 0xffull << shift;
+      __syncwarp();  // hist is read before the next pass clears it
+      if (in_digit == need || shift == 0) break;  // every key of this prefix is selected, or the key is whole
+    }
+    // Selected: (key & mask) <= prefix, exactly cap slots (keys are unique). Stable compaction to the front.
+    int out = begin;
+    for (int base = begin; base < end && out < begin + cap; base += 32) {
+      const int c = base + lane;
+      int32_t id = 0;
+      bool selected = false;
+      if (c < end) {
+        id = ids[c];
+        selected = (newest_key(p.frame, frames, id) & mask) <= prefix;
+      }
+      const unsigned ballot = __ballot_sync(0xffffffffu, selected);
+      __syncwarp();  // the chunk is read before it is written
+      if (selected) ids[out + __popc(ballot & ((1u << lane) - 1u))] = id;
+      out += __popc(ballot);
+      __syncwarp();
+    }
+  }
+}
+
 // ---- 3a. LSH search: union of the probed buckets, exact cosine re-rank ------------------------------
 
 template <int D>
@@ -302,7 +400,9 @@ __global__ void __launch_bounds__(kWarps * 32) lsh_search_kernel(const TempCache
     const int32_t* ids = p.bucket_ids + (h * tables + t) * p.rows;
     for (int probe = 0; probe < probes; ++probe) {
       const uint32_t bucket = probe == 0 ? code : code ^ (1u << (probe - 1));
-      const int begin = offsets[bucket], end = offsets[bucket + 1];
+      const int begin = offsets[bucket];
+      int end = offsets[bucket + 1];
+      if (p.lsh_bucket_cap > 0) end = min(end, begin + static_cast<int>(p.lsh_bucket_cap));
       for (int c = begin + lane; c < end; c += 32) {
         const int32_t id = ids[c];
         const float dot = dot_smem_bf16<D>(s_key[warp], p.k + cache_offset(p, id, h));
@@ -626,6 +726,7 @@ bool valid_common(const TempCacheMergeParams& p) {
     return false;
   if (p.ann == TempCacheAnn::lsh) {
     if (p.lsh_tables < 1 || p.lsh_tables > kMaxTables || p.lsh_bits < 1 || p.lsh_bits > kMaxBits) return false;
+    if (p.lsh_bucket_cap < 0 || p.lsh_bucket_cap > INT32_MAX) return false;
     if (!p.codes || !p.bucket_offsets || !p.bucket_ids || !p.lsh_projections) return false;
   } else {
     if (!p.q8 || !p.q8_scale || reinterpret_cast<uintptr_t>(p.q8) % 16) return false;
@@ -646,6 +747,9 @@ cudaError_t commit_frame_d(const TempCacheMergeParams& p, const Workspace& ws, c
   prepare_kernel<D><<<warp_grid, kWarps * 32, 0, stream>>>(p, ws);
   if (p.ann == TempCacheAnn::lsh) {
     lsh_index_kernel<<<dim3(static_cast<unsigned>(p.lsh_tables), static_cast<unsigned>(p.heads)), kScanThreads, 0,
+                       stream>>>(p);
+    if (p.lsh_bucket_cap > 0)
+      lsh_cap_kernel<<<dim3(static_cast<unsigned>(p.lsh_tables), static_cast<unsigned>(p.heads)), kScanThreads, 0,
                        stream>>>(p);
     lsh_search_kernel<D><<<warp_grid, kWarps * 32, 0, stream>>>(p, ws);
   } else {

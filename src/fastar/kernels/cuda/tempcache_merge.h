@@ -17,8 +17,11 @@
 // tempcache_commit_frame runs, for one frame of new tokens, the same steps as TempCacheHead::commit_frame:
 //   1. prepare   per (token, head): |k|, LSH codes (the CPU hasher's projections and float summation
 //                order, so codes match bit for bit) or the int8 codes of k/|k| (the CPU's rounding);
-//   2. index     LSH only: counting sort of the representatives' codes per (head, table);
-//   3. search    top-1 representative: LSH = union of the probed buckets, exact cosine re-rank (fp32),
+//   2. index     LSH only: counting sort of the representatives' codes per (head, table); with a
+//                bucket cap, each bucket holding more than cap slots gets its newest cap slots in front
+//                (a warp-wide radix select on (frame − rep_frame, −slot), then a stable compaction);
+//   3. search    top-1 representative: LSH = union of the probed buckets (the first cap slots of each
+//                with a cap), exact cosine re-rank (fp32),
 //                ties → lowest slot; int8 = brute force on tensor cores (mma.sync s8, exact int32 dots,
 //                the CPU's float scoring), ties → lowest slot;
 //   4. decide    exact cosine with the match (fp32); if ≥ threshold, a 64-bit atomicMax of
@@ -31,7 +34,7 @@
 // padding and the staged rows' zeros.
 //
 // Accepted parameters (anything else returns cudaErrorInvalidValue and launches nothing): head_dim 64
-// or 128; heads in [1, 65535]; LSH tables in [1, 64], bits in [1, 12]; the frame's keys/values with a
+// or 128; heads in [1, 65535]; LSH tables in [1, 64], bits in [1, 12], bucket cap in [0, 2^31); the frame's keys/values with a
 // contiguous last dimension and 16-byte aligned rows; tokens <= max_tokens. Errors are returned, never
 // thrown.
 #pragma once
@@ -65,6 +68,10 @@ struct TempCacheMergeParams {
   // ANN index.
   TempCacheAnn ann = TempCacheAnn::lsh;
   int lsh_tables = 4, lsh_bits = 8, lsh_multi_probe = 1;
+  // > 0: the search re-ranks at most this many representatives of each probed bucket, the newest
+  // (largest rep_frame, ties → the higher slot; TempCacheOptions::lsh_bucket_cap, the CPU's choice).
+  // The index step then moves them to the front of each overflowing bucket. 0 = every representative.
+  int64_t lsh_bucket_cap = 0;
   const float* lsh_projections = nullptr;  // [tables, bits, head_dim] (LshHasher::projections())
   uint32_t* codes = nullptr;               // [heads, R, tables]
   int32_t* bucket_offsets = nullptr;       // [heads, tables, 2^bits + 1]
