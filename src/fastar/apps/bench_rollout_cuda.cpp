@@ -37,7 +37,7 @@ int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const
     cuda::CudaWanModel gpu(model, chunk_frames * tpf, stream);
     gpu.set_prompt(prompt);
     int64_t total_frames = chunks * chunk_frames;
-    if (policy.policy == "dense" || (policy.policy == "arl2" && policy.window < 0)) {
+    if (policy.policy == "dense" || policy.policy == "dense+annsa" || (policy.policy == "arl2" && policy.window < 0)) {
       // Dense holds every frame: allocate what fits (leaving 2 GiB of headroom) and stop there.
       size_t free_bytes = 0, total_bytes = 0;
       cudaMemGetInfo(&free_bytes, &total_bytes);

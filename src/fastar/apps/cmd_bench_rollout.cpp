@@ -86,10 +86,17 @@ int64_t peak_resident_bytes() {
 struct BenchPolicy {
   std::string base;
   bool windowed = false;
+  bool annsa = false;  // "<policy>+annsa" (GPU only): AnnSA with its defaults around the policy
 };
 
-BenchPolicy parse_bench_policy(const std::string& name) {
+BenchPolicy parse_bench_policy(const std::string& full_name) {
   BenchPolicy p;
+  const std::string annsa_suffix = "+annsa";
+  std::string name = full_name;
+  if (name.size() > annsa_suffix.size() && name.compare(name.size() - annsa_suffix.size(), annsa_suffix.size(), annsa_suffix) == 0) {
+    name.resize(name.size() - annsa_suffix.size());
+    p.annsa = true;
+  }
   const size_t plus = name.find('+');
   p.base = name.substr(0, plus);
   if (plus != std::string::npos) {
@@ -396,9 +403,16 @@ int run_bench_rollout(int argc, char** argv) {
       }
       spec.tempcache = tempcache;
       spec.tempcache_capacity = args.get_int("tempcache-capacity", 0, 0, INT64_MAX);
+      if (bp.annsa) {  // AnnSA's defaults: LSH 2 bits, first 30% of the steps dense, Hopper blocks 128x64
+        FASTAR_CHECK(bp.base != "arl2", "fastar bench rollout: annsa wraps dense, window or tempcache, not arl2");
+        spec.policy += "+annsa";
+        spec.annsa.block_q = 128;
+        spec.annsa.schedule.dense_above_timestep = dense_phase_threshold(rollout_config.schedule.timesteps(), 0.3);
+      }
       run.latent_frames_possible = bench_rollout_cuda(*run_model, run_prompt, rollout_config, spec, chunks, observe);
 #endif
     } else {
+      FASTAR_CHECK(!bp.annsa, "fastar bench rollout: '" << policy << "' runs on --device cuda only");
       std::unique_ptr<CrossFrameMemory> memory = make_cpu_memory(bp, *run_model, window, sink, tempcache);
       SelfForcingRollout rollout(*run_model, *memory, run_prompt, rollout_config);
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {

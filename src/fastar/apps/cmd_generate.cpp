@@ -245,9 +245,14 @@ int run_generate(int argc, char** argv) {
   if (device == "cuda") {
 #ifdef FASTAR_HAVE_CUDA
     FASTAR_CHECK(!rolling, "fastar generate --device cuda runs the self-forcing schedule for now; use --device cpu");
-    FASTAR_CHECK(!ann.any(), "fastar generate --device cuda does not run +annsa/+annca yet; use --device cpu");
+    FASTAR_CHECK(!ann.annca, "fastar generate --device cuda does not run +annca yet; use --device cpu");
     cuda::CudaPolicySpec spec;
     spec.policy = policy;
+    if (ann.annsa) {  // the CPU policy's AnnSA options; block_q 128 selects the Hopper block-sparse kernel
+      spec.policy += "+annsa";
+      spec.annsa = ann_modules.annsa->options();
+      spec.annsa.block_q = 128;
+    }
     if (policy == "window" || args.has("window") || args.has("sink")) {
       spec.window = cpu_policy.window;
       spec.sink = cpu_policy.sink;

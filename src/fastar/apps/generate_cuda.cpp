@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "fastar/core/error.h"
+#include "fastar/attention/cuda/annsa_memory_cuda.h"
 #include "fastar/attention/cuda/cuda_policies.h"
 #include "fastar/rollout/cuda/self_forcing_cuda.h"
 
@@ -31,6 +32,8 @@ void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const Roll
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
       on_chunk(rollout.next_chunk(/*commit=*/chunk + 1 < chunks, chunk_actions(chunk)), memory->bytes(),
                memory->cached_frames());
+    if (const auto* annsa = dynamic_cast<const cuda::CudaAnnSaMemory*>(memory.get()))
+      std::fputs(annsa->stats().report("annsa (self-attention, GPU):").c_str(), stderr);
   }
   cudaStreamDestroy(stream);
 }

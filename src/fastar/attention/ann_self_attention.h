@@ -113,6 +113,7 @@ class AnnSaMemory : public CrossFrameMemory {
   std::string describe() const override;
 
   const SparseStats& stats() const { return stats_; }
+  const AnnSaOptions& options() const { return options_; }
   CrossFrameMemory& inner() { return *inner_; }
 
  private:

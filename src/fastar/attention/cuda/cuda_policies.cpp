@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "fastar/attention/cuda/annsa_memory_cuda.h"
 #include "fastar/attention/cuda/arl2_memory_cuda.h"
 #include "fastar/attention/cuda/kv_cache_cuda.h"
 #include "fastar/attention/cuda/tempcache_memory_cuda.h"
@@ -13,6 +14,16 @@ namespace fastar::cuda {
 std::unique_ptr<CudaCrossFrameMemory> make_cuda_memory(const WanModel& model, const CudaPolicySpec& spec,
                                                        int64_t tpf, int64_t chunk_frames, int64_t total_frames) {
   const WanConfig& c = model.config();
+  const std::string annsa_suffix = "+annsa";
+  if (spec.policy.size() > annsa_suffix.size() &&
+      spec.policy.compare(spec.policy.size() - annsa_suffix.size(), annsa_suffix.size(), annsa_suffix) == 0) {
+    CudaPolicySpec base = spec;
+    base.policy = spec.policy.substr(0, spec.policy.size() - annsa_suffix.size());
+    FASTAR_CHECK(base.policy == "dense" || base.policy == "window" || base.policy == "tempcache",
+                 "--device cuda: annsa wraps dense, window or tempcache, not '" << base.policy << "'");
+    return std::make_unique<CudaAnnSaMemory>(make_cuda_memory(model, base, tpf, chunk_frames, total_frames), c.num_layers,
+                                             c.num_heads, c.head_dim(), chunk_frames * tpf, spec.annsa);
+  }
   const bool windowed = spec.window >= 0;
   // Frames a window cache must hold: the kept ones plus the chunk staged behind them.
   const int64_t window_capacity = spec.sink + spec.window + chunk_frames;
@@ -45,7 +56,7 @@ std::unique_ptr<CudaCrossFrameMemory> make_cuda_memory(const WanModel& model, co
                                                  options);
   }
   FASTAR_FAIL("--device cuda: unknown or unsupported policy '" << spec.policy
-                                                               << "'; GPU policies: dense, window, tempcache, arl2");
+                                                               << "'; GPU policies: dense, window, tempcache, arl2 (the first three optionally +annsa)");
 }
 
 }  // namespace fastar::cuda

@@ -1,11 +1,13 @@
 // Builds the GPU cross-frame memory for a policy (the GPU twin of the policy choice in
 // `fastar generate`): dense | window (sink + window) | tempcache (optionally bounded by window/sink)
-// | arl2 (hybrid layers; the others dense, or window when window >= 0).
+// | arl2 (hybrid layers; the others dense, or window when window >= 0); "+annsa" after dense, window or
+// tempcache wraps it in AnnSA (spec.annsa).
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "fastar/attention/ann_self_attention.h"
 #include "fastar/attention/tempcache.h"
 #include "fastar/model/cuda/cuda_memory.h"
 #include "fastar/model/wan_dit.h"
@@ -18,6 +20,7 @@ struct CudaPolicySpec {
   int64_t sink = 0;
   TempCacheOptions tempcache;     // policy "tempcache"
   int64_t tempcache_capacity = 0; // representatives per head per layer; 0 = enough for the whole run without merges
+  AnnSaOptions annsa;             // policy "<base>+annsa" (dense, window or tempcache + AnnSA, annsa_memory_cuda.h)
 };
 
 // tokens_per_frame, chunk_frames (token-frames per call) and total_frames (token-frames of the whole

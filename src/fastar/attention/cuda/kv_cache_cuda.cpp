@@ -59,6 +59,13 @@ void* CudaKvCache::v(int64_t layer) const {
   return static_cast<char*>(v_->data()) + slot * capacity_frames_ * tokens_per_frame_ * heads_ * head_dim_ * 2;
 }
 
+bool CudaKvCache::cached_keys(int64_t layer, CudaCachedKeys* out) const {
+  if (slot_[static_cast<size_t>(layer)] < 0) return false;
+  *out = CudaCachedKeys{static_cast<const __nv_bfloat16*>(k(layer)), static_cast<const __nv_bfloat16*>(v(layer)),
+                        heads_ * head_dim_, tokens(), capacity_frames_ * tokens_per_frame_, nullptr, 0};
+  return true;
+}
+
 void CudaKvCache::begin(const CudaMemoryCall& call) {
   FASTAR_CHECK(call.tokens_per_frame == tokens_per_frame_, "the GPU KV cache was made for " << tokens_per_frame_
                                                                << " tokens per frame, the call has " << call.tokens_per_frame);

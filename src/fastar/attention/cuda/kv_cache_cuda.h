@@ -27,6 +27,7 @@ class CudaKvCache : public CudaCrossFrameMemory {
   void attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream,
               const CudaLayerInputs* inputs = nullptr) override;
   void commit(cudaStream_t stream) override;
+  bool cached_keys(int64_t layer, CudaCachedKeys* out) const override;
   uint64_t layout_version() const override { return version_; }
   int64_t tokens_per_frame() const override { return tokens_per_frame_; }
   int64_t cached_frames() const override { return frames_; }

@@ -42,6 +42,13 @@ void CudaTempCacheMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfl
   FASTAR_CHECK(status == cudaSuccess, "CUDA error in attention_forward_bf16 (TempCache): " << cudaGetErrorString(status));
 }
 
+bool CudaTempCacheMemory::cached_keys(int64_t layer, CudaCachedKeys* out) const {
+  const CudaTempCacheLayer& L = layers_[static_cast<size_t>(layer)];
+  *out = CudaCachedKeys{static_cast<const __nv_bfloat16*>(L.k()), static_cast<const __nv_bfloat16*>(L.v()),
+                        L.row_stride(), L.cached_rows(), L.key_bias_head_stride(), L.key_bias(), L.key_bias_head_stride()};
+  return true;
+}
+
 void CudaTempCacheMemory::commit(cudaStream_t stream) {
   for (CudaTempCacheLayer& L : layers_) L.commit(call_.num_frames, call_.frame_start, stream);
   version_ = next_memory_layout_version();

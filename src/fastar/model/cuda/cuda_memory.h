@@ -24,6 +24,20 @@ struct CudaMemoryCall {
   int64_t num_frames = 0;        // token-frames in this call
   int64_t tokens_per_frame = 0;
   bool commit = false;           // the clean context pass: the call becomes memory after the forward
+  const float* timesteps = nullptr;  // host [num_frames]: each token-frame's timestep (valid during begin()); nullptr = unknown
+};
+
+// A layer's cached keys/values as attend() reads them besides the call's own tokens (for wrapping
+// policies, AnnSA; the GPU twin of CachedKvHead). Rows [0, rows) of every head; the call's staged K/V
+// follow at rows [rows, rows + call tokens).
+struct CudaCachedKeys {
+  const __nv_bfloat16* k = nullptr;  // [capacity_rows, heads·head_dim], head h at + h·head_dim
+  const __nv_bfloat16* v = nullptr;
+  int64_t row_stride = 0;
+  int64_t rows = 0;                  // the most rows of any head; a head's rows past its own count have bias −inf
+  int64_t capacity_rows = 0;         // rows the buffers hold, staged chunk included (the most rows + call tokens)
+  const float* key_bias = nullptr;   // bias[h·key_bias_head_stride + row] (TempCache's log m, −inf = no key); nullptr = none
+  int64_t key_bias_head_stride = 0;
 };
 
 // Inputs only some policies read (ARL² hybrid layers), set by the DiT for layers where
@@ -47,6 +61,8 @@ class CudaCrossFrameMemory {
   virtual void attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream,
                       const CudaLayerInputs* inputs) = 0;
   virtual bool wants_layer_inputs(int64_t /*layer*/) const { return false; }
+  // Optional, for wrapping policies: layer `layer`'s cached keys now; false = not exposed (default).
+  virtual bool cached_keys(int64_t /*layer*/, CudaCachedKeys* /*out*/) const { return false; }
   virtual void commit(cudaStream_t stream) = 0;
 
   // Changes whenever what attend() launches changes (sizes, pointers): part of the DiT's graph key.

@@ -167,12 +167,12 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
   const int64_t tpf = grid_h * grid_w, n = grid_f * tpf;
   FASTAR_CHECK(n <= max_tokens_, "chunk of " << n << " tokens exceeds the " << max_tokens_ << " the GPU buffers were sized for");
   FASTAR_CHECK(grid_f <= max_frames_, "chunk of " << grid_f << " token-frames; the GPU path takes at most " << max_frames_);
-  if (memory) memory->begin(CudaMemoryCall{frame_start / c.patch_t, grid_f, tpf, commit});
   cudaStream_t st = stream_;
 
   // Per-call inputs (outside any graph): the token-frames' timesteps, and actions.
   host_staging_.assign(static_cast<size_t>(grid_f), 0.0f);
   for (int64_t f = 0; f < grid_f; ++f) host_staging_[static_cast<size_t>(f)] = timesteps[static_cast<size_t>(f * c.patch_t)];
+  if (memory) memory->begin(CudaMemoryCall{frame_start / c.patch_t, grid_f, tpf, commit, host_staging_.data()});
   FASTAR_CUDA_OK(cudaMemcpyAsync(t_, host_staging_.data(), static_cast<size_t>(grid_f) * 4, cudaMemcpyHostToDevice, st));
   if (c.action_dim > 0) {
     FASTAR_CHECK(actions && actions->dim() == 2 && actions->size(0) == frames && actions->size(1) == c.action_dim,

@@ -1,0 +1,273 @@
+#include "fastar/attention/cuda/annsa_memory_cuda.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "fastar/attention/ann_lsh.h"
+#include "fastar/core/error.h"
+#include "fastar/kernels/cuda/ann_bucket_ops.h"
+#include "fastar/kernels/cuda/device_memory.h"
+#include "fastar/kernels/cuda/flash_attention.h"
+
+#define FASTAR_ANNSA_CUDA_OK(call)                                                                  \
+  do {                                                                                              \
+    const cudaError_t fastar_annsa_status_ = (call);                                                \
+    FASTAR_CHECK(fastar_annsa_status_ == cudaSuccess,                                               \
+                 "annsa (GPU): " #call " failed: " << cudaGetErrorString(fastar_annsa_status_));    \
+  } while (0)
+
+namespace fastar::cuda {
+
+namespace {
+
+constexpr const char* kMemoryHint =
+    "AnnSA keeps a sorted copy of one layer's cache: bound the cache with --window or lower --frames";
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+}  // namespace
+
+CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, int64_t layers, int64_t heads,
+                                 int64_t head_dim, int64_t max_call_tokens, AnnSaOptions options)
+    : inner_(std::move(inner)), layers_(layers), heads_(heads), head_dim_(head_dim), max_call_tokens_(max_call_tokens),
+      options_(std::move(options)) {
+  FASTAR_ASSERT(inner_, "CudaAnnSaMemory needs a cache policy to wrap");
+  options_.validate();
+  FASTAR_CHECK(options_.buckets == AnnSaBuckets::lsh,
+               "annsa (GPU): only LSH buckets run on the GPU (--annsa-buckets lsh); use --device cpu for prompt buckets");
+  FASTAR_CHECK(options_.bits <= kAnnMaxLshBits,
+               "annsa (GPU): --annsa-bits must be <= " << kAnnMaxLshBits << " on the GPU (got " << options_.bits << ")");
+  FASTAR_CHECK(!options_.diagnostics, "annsa (GPU): the recall diagnostic (--ann-stats) runs on the CPU only");
+  FASTAR_CHECK(head_dim == 64 || head_dim == 128, "annsa (GPU): head_dim must be 64 or 128 (got " << head_dim << ")");
+  FASTAR_CHECK(options_.block_q == 64 || options_.block_q == 128,
+               "annsa (GPU): block_q must be 64 or 128 (got " << options_.block_q << ")");
+  FASTAR_CHECK(options_.block_k > 0 && options_.block_k % 64 == 0,
+               "annsa (GPU): block_k must be a positive multiple of 64 (got " << options_.block_k << ")");
+  FASTAR_CHECK(layers > 0 && heads > 0 && max_call_tokens > 0, "annsa (GPU): bad shape");
+  for (int64_t layer : options_.schedule.layers)
+    FASTAR_CHECK(layer >= 0 && layer < layers, "annsa (GPU): sparse layer " << layer << " out of range");
+  CudaCachedKeys probe;
+  FASTAR_CHECK(inner_->cached_keys(0, &probe),
+               "annsa cannot wrap the GPU memory policy '" << inner_->describe()
+                                                           << "': it does not expose its cached keys; combine annsa with "
+                                                              "dense, window or tempcache");
+  num_buckets_ = 1 << options_.bits;
+  max_key_rows_ = probe.capacity_rows;
+  FASTAR_CHECK(max_key_rows_ >= max_call_tokens, "annsa (GPU): the wrapped cache holds fewer rows than one call");
+  const int64_t nbt = num_buckets_ + 1;  // + the excluded keys' label
+  const int64_t q_pad = round_up(max_call_tokens, options_.block_q), k_pad = round_up(max_key_rows_, options_.block_k);
+  const int64_t q_blocks = q_pad / options_.block_q, k_blocks = k_pad / options_.block_k;
+  FASTAR_CHECK(heads * k_pad < (int64_t{1} << 31) && heads * q_pad < (int64_t{1} << 31),
+               "annsa (GPU): too many rows for the stacked layout; " << kMemoryHint);
+  auto alloc = [&](int64_t bytes) {
+    buffers_.push_back(allocate_device(std::max<int64_t>(bytes, 256), kMemoryHint));
+    FASTAR_ANNSA_CUDA_OK(cudaMemset(buffers_.back()->data(), 0, static_cast<size_t>(buffers_.back()->nbytes())));
+    return buffers_.back()->data();
+  };
+  const int64_t hd = head_dim;
+  projections_ = static_cast<float*>(alloc(options_.bits * hd * 4));
+  own_lse_ = static_cast<float*>(alloc(heads * max_call_tokens * 4));
+  q_labels_ = static_cast<uint32_t*>(alloc(heads * max_call_tokens * 4));
+  k_labels_ = static_cast<uint32_t*>(alloc(heads * max_key_rows_ * 4));
+  q_order_ = static_cast<int32_t*>(alloc(heads * max_call_tokens * 4));
+  k_order_ = static_cast<int32_t*>(alloc(heads * max_key_rows_ * 4));
+  q_offsets_ = static_cast<int32_t*>(alloc(heads * (nbt + 1) * 4));
+  k_offsets_ = static_cast<int32_t*>(alloc(heads * (nbt + 1) * 4));
+  q_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * q_pad * hd * 2));
+  o_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * q_pad * hd * 2));
+  k_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
+  v_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
+  bias_sorted_ = static_cast<float*>(alloc(heads * k_pad * 4));
+  lse_sorted_ = static_cast<float*>(alloc(heads * q_pad * 4));
+  block_offsets_ = static_cast<int32_t*>(alloc((heads * q_blocks + 1) * 4));
+  block_index_ = static_cast<int32_t*>(alloc(heads * q_blocks * k_blocks * 4));
+  counters_ = static_cast<unsigned long long*>(alloc(layers * 2 * 8));
+
+  // The CPU's projections (AnnSaMemory: one table, `bits` directions, the options' seed).
+  LshParams lsh;
+  lsh.dim = hd;
+  lsh.tables = 1;
+  lsh.bits = options_.bits;
+  lsh.seed = options_.seed;
+  const LshHasher hasher(lsh);
+  FASTAR_ANNSA_CUDA_OK(cudaMemcpy(projections_, hasher.projections(), static_cast<size_t>(options_.bits * hd * 4),
+                                  cudaMemcpyHostToDevice));
+  sparse_calls_.assign(static_cast<size_t>(layers), 0);
+  dense_calls_.assign(static_cast<size_t>(layers), 0);
+  version_ = next_memory_layout_version();
+  seen_inner_version_ = inner_->layout_version();
+}
+
+int64_t CudaAnnSaMemory::scratch_bytes() const {
+  int64_t total = 0;
+  for (const auto& b : buffers_) total += b->nbytes();
+  return total;
+}
+
+std::string CudaAnnSaMemory::describe() const {
+  std::ostringstream out;
+  out << inner_->describe() << " + annsa (lsh buckets, " << num_buckets_ << " per head, own keys "
+      << (options_.own_keys == AnnSaOwnKeys::dense ? "dense" : "sparse") << ", blocks " << options_.block_q << "x"
+      << options_.block_k << ", " << options_.schedule.describe() << ", GPU)";
+  return out.str();
+}
+
+void CudaAnnSaMemory::refresh_version() {
+  const uint64_t inner = inner_->layout_version();
+  if (inner != seen_inner_version_ || sparse_call_ != seen_sparse_) {
+    version_ = next_memory_layout_version();
+    seen_inner_version_ = inner;
+    seen_sparse_ = sparse_call_;
+  }
+}
+
+void CudaAnnSaMemory::begin(const CudaMemoryCall& call) {
+  inner_->begin(call);
+  const int64_t n = call.num_frames * call.tokens_per_frame;
+  FASTAR_CHECK(n <= max_call_tokens_, "annsa (GPU): a call of " << n << " tokens; sized for " << max_call_tokens_);
+  call_ = call;
+  call_.timesteps = nullptr;  // valid only during begin()
+  sparse_call_ = options_.schedule.frames_are_sparse(call.timesteps, call.num_frames);
+  // Counted here, per forward, because graph replays do not call attend() on the host.
+  for (int64_t layer = 0; layer < layers_; ++layer)
+    ++(sparse_call_ && options_.schedule.layer_is_sparse(layer) ? sparse_calls_ : dense_calls_)[static_cast<size_t>(layer)];
+  refresh_version();
+}
+
+void CudaAnnSaMemory::commit(cudaStream_t stream) {
+  inner_->commit(stream);
+  refresh_version();
+}
+
+void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream,
+                             const CudaLayerInputs* inputs) {
+  if (!sparse_call_ || !options_.schedule.layer_is_sparse(layer)) {
+    inner_->attend(layer, q, out, stream, inputs);
+    return;
+  }
+  CudaCachedKeys c;
+  FASTAR_ASSERT(inner_->cached_keys(layer, &c), "annsa (GPU): the wrapped memory stopped exposing its cache");
+  const int64_t n = call_.num_frames * call_.tokens_per_frame, hd = head_dim_, d = heads_ * hd;
+  const bool own_dense = options_.own_keys == AnnSaOwnKeys::dense;
+  const int64_t keys = c.rows + (own_dense ? 0 : n);
+  FASTAR_ASSERT(keys <= max_key_rows_, "annsa (GPU): the wrapped cache outgrew its capacity");
+  const int64_t bq = options_.block_q, bk = options_.block_k;
+  const int64_t q_pad = round_up(n, bq), k_pad = round_up(keys, bk);
+  const int nb = num_buckets_, nbt = nb + 1;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+
+  if (own_dense) {  // the chunk over its own keys, all heads → out, lse → own_lse_ [heads, n]
+    AttentionParams p = packed_attention_params(q, inner_->chunk_k(layer), inner_->chunk_v(layer), out, n, n, heads_, hd);
+    p.lse = own_lse_;
+    FASTAR_ANNSA_CUDA_OK(attention_forward_bf16(p, stream));
+  }
+  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(q, n, heads_, hd, d, hd, projections_, 0, options_.bits, nullptr, 0,
+                                           static_cast<uint32_t>(nb), q_labels_, max_call_tokens_, stream));
+  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(c.k, keys, heads_, hd, c.row_stride, hd, projections_, 0, options_.bits,
+                                           c.key_bias, c.key_bias_head_stride, static_cast<uint32_t>(nb), k_labels_,
+                                           max_key_rows_, stream));
+  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(q_labels_, max_call_tokens_, n, heads_, nbt, q_order_, max_call_tokens_, q_offsets_, stream));
+  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(k_labels_, max_key_rows_, keys, heads_, nbt, k_order_, max_key_rows_, k_offsets_, stream));
+
+  AnnGatherArgs gq;
+  gq.src[0] = q;
+  gq.dst[0] = q_sorted_;
+  gq.src_row_stride = d;
+  gq.src_head_stride = hd;
+  gq.order = q_order_;
+  gq.order_head_stride = max_call_tokens_;
+  gq.rows = n;
+  gq.rows_pad = q_pad;
+  gq.heads = heads_;
+  gq.head_dim = hd;
+  FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gq, stream));
+  AnnGatherArgs gk;
+  gk.src[0] = c.k;
+  gk.src[1] = c.v;
+  gk.dst[0] = k_sorted_;
+  gk.dst[1] = v_sorted_;
+  gk.src_row_stride = c.row_stride;
+  gk.src_head_stride = hd;
+  gk.order = k_order_;
+  gk.order_head_stride = max_key_rows_;
+  gk.valid = k_offsets_ + nb;  // the real buckets' end: excluded keys are not gathered
+  gk.valid_head_stride = nbt + 1;
+  gk.src_bias = c.key_bias;
+  gk.src_bias_head_stride = c.key_bias_head_stride;
+  gk.dst_bias = bias_sorted_;
+  gk.rows = keys;
+  gk.rows_pad = k_pad;
+  gk.heads = heads_;
+  gk.head_dim = hd;
+  FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gk, stream));
+
+  AnnPlanArgs plan;
+  plan.q_offsets = q_offsets_;
+  plan.k_offsets = k_offsets_;
+  plan.offsets_head_stride = nbt + 1;
+  plan.num_buckets = nb;
+  plan.heads = heads_;
+  plan.q_blocks = q_pad / bq;
+  plan.k_blocks = k_pad / bk;
+  plan.block_q = bq;
+  plan.block_k = bk;
+  plan.block_offsets = block_offsets_;
+  plan.block_index = block_index_;
+  plan.counters = counters_ + 2 * layer;
+  plan.extra_pairs_per_head = own_dense ? n * n : 0;
+  plan.extra_keys_per_head = own_dense ? n : 0;
+  FASTAR_ANNSA_CUDA_OK(ann_block_plan(plan, stream));
+
+  // One block-sparse launch over the stacked heads: one "head" of heads·q_pad queries and heads·k_pad keys.
+  AttentionParams p;
+  p.q = q_sorted_;
+  p.k = k_sorted_;
+  p.v = v_sorted_;
+  p.o = o_sorted_;
+  p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = hd;
+  p.q_head_stride = p.k_head_stride = p.v_head_stride = p.o_head_stride = hd;
+  p.num_heads = 1;
+  p.head_dim = hd;
+  p.q_len = heads_ * q_pad;
+  p.kv_len = heads_ * k_pad;
+  p.scale = scale;
+  p.lse = lse_sorted_;
+  p.key_bias = bias_sorted_;
+  p.block_offsets = block_offsets_;
+  p.block_index = block_index_;
+  p.block_q = bq;
+  p.block_k = bk;
+  FASTAR_ANNSA_CUDA_OK(attention_forward_bf16(p, stream));
+
+  AnnScatterArgs s;
+  s.sorted_o = o_sorted_;
+  s.sorted_lse = lse_sorted_;
+  s.order = q_order_;
+  s.order_head_stride = max_call_tokens_;
+  s.out = out;
+  s.out_row_stride = d;
+  s.out_head_stride = hd;
+  s.own_lse = own_dense ? own_lse_ : nullptr;
+  s.lse_head_stride = n;
+  s.rows = n;
+  s.rows_pad = q_pad;
+  s.heads = heads_;
+  s.head_dim = hd;
+  FASTAR_ANNSA_CUDA_OK(ann_scatter_merge_bf16(s, stream));
+}
+
+SparseStats CudaAnnSaMemory::stats() const {
+  std::vector<unsigned long long> host(static_cast<size_t>(layers_ * 2));
+  FASTAR_ANNSA_CUDA_OK(cudaDeviceSynchronize());
+  FASTAR_ANNSA_CUDA_OK(cudaMemcpy(host.data(), counters_, host.size() * 8, cudaMemcpyDeviceToHost));
+  SparseStats out(layers_);
+  for (int64_t layer = 0; layer < layers_; ++layer) {
+    const size_t l = static_cast<size_t>(layer);
+    for (int64_t i = 0; i < sparse_calls_[l]; ++i)  // the products of all calls on the first, counts on each
+      out.add(layer, i == 0 ? static_cast<double>(host[2 * l]) : 0.0, i == 0 ? static_cast<double>(host[2 * l + 1]) : 0.0);
+    for (int64_t i = 0; i < dense_calls_[l]; ++i) out.add_dense_call(layer);
+  }
+  return out;
+}
+
+}  // namespace fastar::cuda

@@ -1,0 +1,81 @@
+// AnnSA on the GPU (ann_self_attention.h is the CPU reference; pipeline, layouts and differences in
+// docs/ann-attention-cuda.md): a CudaCrossFrameMemory that wraps the cache policy (CudaKvCache for
+// dense/window, CudaTempCacheMemory), reads its cached keys through cached_keys() and leaves storing
+// to it. Per sparse layer call, all heads at once, on the stream:
+//   own keys dense (default): dense attention of the chunk over its own keys, with lse  → out
+//   LSH labels of q and of the keys (cached, plus own when bucketed) → stable sort per head → gather
+//   q/k/v/bias per head in sorted order → CSR block plan (device) → ONE block-sparse attention over
+//   the stacked heads with lse → scatter back, merged with the own-keys part through the lse.
+// The schedule is the CPU's: SparseSchedule on the call's timesteps (CudaMemoryCall::timesteps) and
+// the layer list; dense calls go to the wrapped policy unchanged.
+//
+// Everything is preallocated in the constructor (sized by the wrapped policy's capacity_rows and the
+// largest call); attend() launches depend only on the call's shape, the wrapped layout and whether
+// the call is sparse, which layout_version() summarises. Only LSH buckets (reading B) are supported.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "fastar/attention/ann_self_attention.h"
+#include "fastar/core/tensor.h"
+#include "fastar/model/cuda/cuda_memory.h"
+
+namespace fastar::cuda {
+
+class CudaAnnSaMemory : public CudaCrossFrameMemory {
+ public:
+  // inner: the cache policy (must expose cached_keys). max_call_tokens: the largest call's tokens.
+  // Throws fastar::Error on options the GPU path lacks (prompt buckets, bits > 8, diagnostics,
+  // head_dim other than 64/128, block sizes the kernel rejects) or an inner policy it cannot wrap.
+  CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, int64_t layers, int64_t heads, int64_t head_dim,
+                  int64_t max_call_tokens, AnnSaOptions options);
+
+  void begin(const CudaMemoryCall& call) override;
+  __nv_bfloat16* chunk_k(int64_t layer) override { return inner_->chunk_k(layer); }
+  __nv_bfloat16* chunk_v(int64_t layer) override { return inner_->chunk_v(layer); }
+  void attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream,
+              const CudaLayerInputs* inputs) override;
+  bool cached_keys(int64_t layer, CudaCachedKeys* out) const override { return inner_->cached_keys(layer, out); }
+  void commit(cudaStream_t stream) override;
+  uint64_t layout_version() const override { return version_; }
+  int64_t tokens_per_frame() const override { return inner_->tokens_per_frame(); }
+  int64_t cached_frames() const override { return inner_->cached_frames(); }
+  int64_t bytes() const override { return inner_->bytes(); }
+  std::string describe() const override;
+
+  // Per-layer density (executed / dense query–key products) over the sparse calls so far, and the
+  // sparse/dense call counts; copies the device counters (synchronizes the device).
+  SparseStats stats() const;
+  bool call_is_sparse() const { return sparse_call_; }
+  CudaCrossFrameMemory& inner() { return *inner_; }
+  // Bytes of AnnSA's own scratch (sorted copies, labels, plan).
+  int64_t scratch_bytes() const;
+
+ private:
+  void refresh_version();
+
+  std::unique_ptr<CudaCrossFrameMemory> inner_;
+  int64_t layers_, heads_, head_dim_, max_call_tokens_;
+  AnnSaOptions options_;
+  int num_buckets_ = 0;
+  CudaMemoryCall call_;
+  bool sparse_call_ = false;
+  uint64_t version_ = 0, seen_inner_version_ = 0;
+  bool seen_sparse_ = false;
+  int64_t max_key_rows_ = 0;  // keys of one head in the sparse part (cached capacity + own when bucketed)
+  std::vector<int64_t> sparse_calls_, dense_calls_;
+  std::vector<std::shared_ptr<Storage>> buffers_;
+  float* projections_ = nullptr;      // [bits, head_dim], LshHasher's
+  float* own_lse_ = nullptr;          // [heads, max tokens]
+  uint32_t *q_labels_ = nullptr, *k_labels_ = nullptr;  // [heads, max tokens] / [heads, max key rows]
+  int32_t *q_order_ = nullptr, *k_order_ = nullptr;
+  int32_t *q_offsets_ = nullptr, *k_offsets_ = nullptr;  // [heads, num_buckets + 2]
+  __nv_bfloat16 *q_sorted_ = nullptr, *o_sorted_ = nullptr;  // [heads · q_pad, head_dim]
+  __nv_bfloat16 *k_sorted_ = nullptr, *v_sorted_ = nullptr;  // [heads · k_pad, head_dim]
+  float *bias_sorted_ = nullptr, *lse_sorted_ = nullptr;
+  int32_t *block_offsets_ = nullptr, *block_index_ = nullptr;
+  unsigned long long* counters_ = nullptr;  // [layers, 2]: executed, dense products
+};
+
+}  // namespace fastar::cuda
