@@ -3,7 +3,7 @@
 # against the CPU reference, and times them beside PyTorch (SDPA cuDNN / FlashAttention-2) in the
 # same call. Logs go to $OUT (or ./device-out); the last lines printed are the summary tables.
 #
-#   tools/device_check.sh [build] [check] [bench] [rollout]     (no argument: build check bench)
+#   tools/device_check.sh [build] [check] [bench] [sparse] [rollout] [long]   (no argument: build check bench)
 #     build    cmake + ninja of fastar and the GPU check programs (build-device/)
 #     check    correctness: attention (Hopper and mma.sync kernels), ops, DiT + rollouts + policies,
 #              gated delta rule, TempCache merge; exit 1 if any check fails
@@ -11,6 +11,12 @@
 #              cached frames, TempCache forced densities, ARL² 22/30, GDN and TempCache commit kernels
 #     rollout  fastar bench rollout at Wan2.1-1.3B shapes (dense, window, tempcache+window, arl2) and
 #              the PyTorch dense rollout, same call (ROLLOUT_FRAMES latent frames, default 60)
+#     sparse   only the TempCache commit and AnnSA timings of `bench`
+#     long     the long-rollout report (issue 9): one chunk forward of PyTorch dense and fastar dense at
+#              deep caches until they no longer fit (LONG_DEPTHS, default 120,180,210,240,270 latent
+#              frames), the bounded policies rolled out to LONG_FRAMES (default 750 latent = 2997 video
+#              frames: window, tempcache+window+annsa, arl2+window; LONG_POLICIES) and ARL² with its 8 dense layers to
+#              LONG_ARL2_FRAMES (default 240 = 957 video frames, ARL²'s 921-frame comparison)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-device-out}"
@@ -23,12 +29,12 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 if has build; then
   cmake -S . -B build-device -G Ninja -DFASTAR_TESTS=OFF -DFASTAR_VIDEO=OFF >"$out/configure.log" 2>&1 ||
     { tail -30 "$out/configure.log"; exit 1; }
-  ninja -C build-device fastar cuda_attention_check cuda_ops_check cuda_dit_check cuda_gdn_check cuda_tempcache_check \
+  ninja -C build-device fastar cuda_attention_check cuda_ops_check cuda_dit_check cuda_gdn_check cuda_tempcache_check cuda_annsa_check \
     >"$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
 fi
 
 if has check; then
-  for check in attention ops dit gdn tempcache; do
+  for check in attention ops dit gdn tempcache annsa; do
     # The attention check picks its kernels itself (Hopper, then FASTAR_ATTENTION=fa2); the others
     # inherit FASTAR_ATTENTION from the caller.
     if [ "$check" = attention ]; then runner=(env -u FASTAR_ATTENTION); else runner=(env); fi
@@ -45,9 +51,29 @@ if has bench; then
   python3 tools/bench_sdpa.py 2>&1 | tee "$out/sdpa_bench.log" | tail -6
   ./build-device/cuda_gdn_check --bench 2>&1 | tee "$out/gdn_bench.log" | tail -6
   ./build-device/cuda_tempcache_check --bench 2>&1 | tee "$out/tempcache_bench.log" | tail -6
+  ./build-device/cuda_annsa_check --bench 2>&1 | tee "$out/annsa_bench.log" | tail -14
   ./build-device/cuda_dit_check --bench 2>&1 | tee "$out/dit_bench.log" | grep -E "^\|"
   python3 tools/bench_torch_chunk.py --depths 0,21,60,120 --backend cudnn --compile none --repeats 10 2>&1 |
     tee "$out/torch_chunk.log" | tail -6
+fi
+
+if has sparse; then
+  ./build-device/cuda_tempcache_check --bench 2>&1 | tee "$out/tempcache_bench.log" | tail -8
+  ./build-device/cuda_annsa_check --bench 2>&1 | tee "$out/annsa_bench.log" | tail -14
+fi
+
+if has long; then
+  depths="${LONG_DEPTHS:-120,180,210,240,270}"
+  timeout 150 python3 tools/bench_torch_chunk.py --depths "$depths" --backend cudnn --compile none --repeats 3 2>&1 |
+    tee "$out/long_torch_chunk.log" | tail -7
+  timeout 150 ./build-device/cuda_dit_check --bench-depths "$depths" 2>&1 | tee "$out/long_dense_chunk.log" | grep -E "^\|"
+  for policy in ${LONG_POLICIES:-window tempcache+window+annsa arl2+window}; do   # one run each: a timeout loses one
+    timeout "${LONG_POLICY_TIMEOUT:-150}" ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda \
+      --frames "${LONG_FRAMES:-750}" --policy "$policy" --window 9 --sink 3 --out "$out/long_${policy//+/_}" \
+      2>"$out/long_${policy//+/_}.log" | tail -3 || tail -3 "$out/long_${policy//+/_}.log"
+  done
+  timeout 120 ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda --frames "${LONG_ARL2_FRAMES:-240}" \
+    --policy arl2 --window 9 --sink 3 --out "$out/long_arl2" 2>"$out/long_arl2.log" | tail -3 || tail -3 "$out/long_arl2.log"
 fi
 
 if has rollout; then

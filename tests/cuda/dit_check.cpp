@@ -2,13 +2,16 @@
 //   1. the CUDA forward of the golden model against diffusers' output and the CPU forward;
 //   2. the CUDA Self-Forcing rollout against the CPU rollout, frame by frame (dense and window);
 //   --bench: one chunk forward at Wan2.1-1.3B shapes with 0/21/60/120 cached latent frames.
+//   --bench-depths LIST: only the dense chunk-forward table, at the given cached latent frames.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -241,7 +244,9 @@ class BiasedKvCache : public cuda::CudaKvCache {
   Tensor bias_;
 };
 
-int bench(const std::string& root) {
+// depths: the dense table's cached latent frames; dense_only: that table alone (the deep-cache run of
+// tools/device_check.sh rollout: a depth whose cache does not fit prints "does not fit" and ends the table).
+int bench(const std::string& root, const std::vector<int64_t>& depths, bool dense_only) {
   WanConfig c = WanConfig::load(root + "/configs/wan2.1-t2v-1.3b/config.json");
   std::printf("generating random Wan2.1-1.3B weights...\n");
   std::fflush(stdout);
@@ -276,8 +281,16 @@ int bench(const std::string& root) {
     return ms;
   };
   std::vector<std::pair<int64_t, std::vector<std::pair<std::string, double>>>> profiles;
-  for (int64_t depth : {0, 21, 60, 120}) {
-    cuda::CudaKvCache cache(c.num_layers, c.num_heads, c.head_dim(), tpf, depth + frames);
+  for (int64_t depth : depths) {
+    std::unique_ptr<cuda::CudaKvCache> cache_owner;
+    try {
+      cache_owner = std::make_unique<cuda::CudaKvCache>(c.num_layers, c.num_heads, c.head_dim(), tpf, depth + frames);
+    } catch (const std::exception& e) {
+      std::printf("| %ld | does not fit | — | — | %.2f |  (%s)\n", depth,
+                  2.0 * c.num_layers * (depth + frames) * tpf * c.dim * 2 / 1e9, e.what());
+      break;
+    }
+    cuda::CudaKvCache& cache = *cache_owner;
     const std::vector<float> clean(3, 0.0f), noisy(3, 937.5f);
     // The timing does not depend on the cached values: mark `depth` frames as committed without
     // computing them (a full fill at 120 frames costs 40 forwards of up to 0.7 s).
@@ -286,22 +299,23 @@ int bench(const std::string& root) {
       cache.commit(stream);
     }
     double median[2] = {0, 0}, best = 1e30;
-    for (int graphs = 1; graphs >= 0; --graphs) {
+    for (int graphs = 1; graphs >= (dense_only ? 1 : 0); --graphs) {  // dense_only: graphs, 1 + 3 forwards
       gpu.set_graphs_enabled(graphs == 1);
-      const std::vector<float> ms = time_forwards(gpu, &cache, depth, 3, 10);
+      const std::vector<float> ms = time_forwards(gpu, &cache, depth, dense_only ? 1 : 3, dense_only ? 3 : 10);
       median[graphs] = ms[ms.size() / 2];
       if (graphs) best = ms[0];
     }
     gpu.set_graphs_enabled(true);
     std::printf("| %ld | %.1f | %.1f | %.1f | %.2f |\n", depth, median[1], median[0], best, cache.bytes() / 1e9);
     std::fflush(stdout);
-    if (depth == 0 || depth == 120) {
+    if (!dense_only && (depth == 0 || depth == 120)) {
       gpu.set_profiling(true);
       gpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, noisy, depth, &cache, false);
       profiles.emplace_back(depth, gpu.take_profile());
       gpu.set_profiling(false);
     }
   }
+  if (dense_only) return 0;
   // TempCache at forced densities: at video frame 3000 (750 latent frames) a cache at density d holds
   // d·750 frames' worth of representatives, read with the log-multiplicity bias (zeros here: the time
   // does not depend on the values). Random weights merge almost nothing, so the density is forced.
@@ -363,7 +377,17 @@ int bench(const std::string& root) {
 int main(int argc, char** argv) {
   const std::string root = FASTAR_SOURCE_DIR;
   try {
-    if (argc > 1 && std::string(argv[1]) == "--bench") return bench(root);
+    if (argc > 1 && std::string(argv[1]) == "--bench") return bench(root, {0, 21, 60, 120}, false);
+    if (argc > 2 && std::string(argv[1]) == "--bench-depths") {  // e.g. --bench-depths 120,180,240
+      std::vector<int64_t> depths;
+      for (const char* d = argv[2]; *d;) {
+        char* end = nullptr;
+        depths.push_back(std::strtoll(d, &end, 10));
+        if (end == d) throw std::runtime_error("--bench-depths: expected comma-separated integers, got " + std::string(argv[2]));
+        d = *end == ',' ? end + 1 : end;
+      }
+      return bench(root, depths, true);
+    }
     return check(root);
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());

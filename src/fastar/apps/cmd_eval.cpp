@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -39,6 +40,9 @@ namespace {
 std::vector<OptionSpec> eval_specs() {
   std::vector<OptionSpec> specs = {
       {"model", "PATH", "a world model (pixel frames, text encoder, 5 actions)", "the model shipped with fastar"},
+      {"reference-model", "PATH",
+       "run the reference (first) policy on this model instead, e.g. the dense teacher of an ARL² hybrid model",
+       "--model"},
       {"policies", "LIST", "comma-separated --policy values; the first is the reference",
        "dense,window,tempcache,dense+annsa,dense+annca,tempcache+annsa+annca"},
       {"clips", "N", "clips of the world (prompt, actions, seed from --seed)", "4"},
@@ -61,6 +65,7 @@ struct Clip {
   uint64_t seed = 0;
   std::vector<RgbFrame> world;  // the ground truth
   WanPrompt prompt_embedding;   // encoded and prepared once, shared by every policy
+  WanPrompt reference_embedding;  // the same for the reference model (--reference-model)
 };
 
 struct PolicyResult {
@@ -168,6 +173,16 @@ int run_eval(int argc, char** argv) {
                "fastar eval: " << model_path << " is not a world model (64x64 RGB frames, a text encoder, 5 actions); "
                                "train one with tools/world_model/ or use the shipped models/world-small");
   const TextEncoder encoder = TextEncoder::load(model_path);
+  // The reference rollout's model: --model, or the one --reference-model names (same world, same clips).
+  const std::string reference_path = args.get("reference-model", model_path);
+  std::unique_ptr<WanModel> reference_owner;
+  if (reference_path != model_path) reference_owner = std::make_unique<WanModel>(WanModel::load(reference_path));
+  const WanModel& ref_model = reference_owner ? *reference_owner : model;
+  FASTAR_CHECK(ref_model.config().action_dim == c.action_dim && ref_model.config().in_dim == c.in_dim &&
+                   ref_model.config().latent_height == c.latent_height &&
+                   ref_model.config().latent_width == c.latent_width && TextEncoder::available(reference_path),
+               "fastar eval: --reference-model " << reference_path << " is not a world model like " << model_path);
+  const TextEncoder reference_encoder = TextEncoder::load(reference_path);
   const int64_t clips = args.get_int("clips", 4, 1, 10000);
   const int64_t frames = (args.get_int("frames", 24, 1, 100000) + 2) / 3 * 3;
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 1000, 0, INT64_MAX));
@@ -186,6 +201,7 @@ int run_eval(int argc, char** argv) {
     const Tensor truth = world::render_frames(clip.prompt, clip.actions, clip.seed, frames);
     for (int64_t f = 0; f < frames; ++f) clip.world.push_back(world_frame(truth, f));
     clip.prompt_embedding = model.prepare_prompt(encoder.encode(clip.prompt));
+    clip.reference_embedding = ref_model.prepare_prompt(reference_encoder.encode(clip.prompt));
     set.push_back(std::move(clip));
   }
 
@@ -195,17 +211,19 @@ int run_eval(int argc, char** argv) {
   base.latent_width = c.latent_width;
   std::vector<PolicyResult> results;
   for (const std::string& policy : policies) {
+    const bool on_reference_model = results.empty();
+    const WanModel& run_model = on_reference_model ? ref_model : model;
     PolicyResult result;
-    result.policy = policy;
+    result.policy = on_reference_model && reference_path != model_path ? policy + " (" + reference_path + ")" : policy;
     double seconds = 0;
     std::fprintf(stderr, "%s:", policy.c_str());
     for (const Clip& clip : set) {
       const Args own = policy_args(specs, argc, argv, split_ann_policy(policy));
-      CpuPolicy p = make_cpu_policy(own, policy, model, base.schedule.timesteps(), "fastar eval");
+      CpuPolicy p = make_cpu_policy(own, policy, run_model, base.schedule.timesteps(), "fastar eval");
       RolloutConfig rc = base;
       rc.seed = clip.seed;
       rc.cross_attention = p.ann.annca.get();
-      SelfForcingRollout rollout(model, *p.memory, clip.prompt_embedding, rc);
+      SelfForcingRollout rollout(run_model, *p.memory, on_reference_model ? clip.reference_embedding : clip.prompt_embedding, rc);
       std::vector<RgbFrame> got;
       const auto start = std::chrono::steady_clock::now();
       for (int64_t chunk = 0; chunk < frames / 3; ++chunk) {
@@ -250,8 +268,8 @@ int run_eval(int argc, char** argv) {
   // Table, JSON, contact sheet.
   std::ostringstream md;
   md << "fastar eval — " << model_path << ", " << clips << " clips × " << frames << " frames (seed " << seed
-     << "), reference policy: " << policies.front() << "\n\n"
-     << "| policy | PSNR vs " << policies.front() << " (dB) | SSIM vs " << policies.front()
+     << "), reference policy: " << results.front().policy << "\n\n"
+     << "| policy | PSNR vs " << results.front().policy << " (dB) | SSIM vs " << results.front().policy
      << " | PSNR vs world (dB) | ms / frame (CPU) | TempCache KV density | AnnSA density / recall | AnnCA density / recall |\n"
      << "|---|---|---|---|---|---|---|---|\n";
   nlohmann::json json = nlohmann::json::array();
@@ -269,7 +287,8 @@ int run_eval(int argc, char** argv) {
                     {"annca_density", r.annca_density}, {"annca_recall", r.annca_recall}});
   }
   md << "\nPSNR is over all frames of all clips (mean MSE first); identical = no pixel differs; the first chunk "
-        "of every rollout is the same for all policies (nothing to remember yet).\nClip 0: \"" << set.front().prompt << "\", actions " << world::format_actions(set.front().actions)
+        "of every rollout is the same for all policies (nothing to remember yet)"
+     << (reference_owner ? ", except the reference's, which comes from another model" : "") << ".\nClip 0: \"" << set.front().prompt << "\", actions " << world::format_actions(set.front().actions)
      << ". Contact sheet rows: the world, then " ;
   for (size_t i = 0; i < results.size(); ++i) md << (i ? ", " : "") << results[i].policy;
   md << " (every 3rd frame). Recall is measured only with --ann-stats (— otherwise).\n";
