@@ -12,11 +12,12 @@
 #     rollout  fastar bench rollout at Wan2.1-1.3B shapes (dense, window, tempcache+window, arl2) and
 #              the PyTorch dense rollout, same call (ROLLOUT_FRAMES latent frames, default 60)
 #     sparse   only the TempCache commit and AnnSA timings of `bench`
-#     long     the long-rollout report (issue 9): one chunk forward of PyTorch dense and fastar dense at
-#              deep caches until they no longer fit (LONG_DEPTHS, default 120,180,210,240,270 latent
-#              frames), the bounded policies rolled out to LONG_FRAMES (default 750 latent = 2997 video
-#              frames: window, tempcache+window+annsa, arl2+window; LONG_POLICIES) and ARL² with its 8 dense layers to
-#              LONG_ARL2_FRAMES (default 240 = 957 video frames, ARL²'s 921-frame comparison)
+#     long     the long-rollout report (issue 9): the bounded policies rolled out to LONG_FRAMES (default
+#              750 latent = 2997 video frames; LONG_POLICIES, default window tempcache+window+annsa
+#              arl2+window; TempCache's search LONG_ANN, default quant), ARL² with its 8 dense layers to
+#              LONG_ARL2_FRAMES (default 240 = 957 video frames, ARL²'s 921-frame comparison; 0 skips), and
+#              one chunk forward of PyTorch dense (LONG_DEPTHS) and fastar dense (LONG_FASTAR_DEPTHS) at
+#              deep caches until they no longer fit (default 180,210,240,270 latent frames; empty skips)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-device-out}"
@@ -63,17 +64,26 @@ if has sparse; then
 fi
 
 if has long; then
-  depths="${LONG_DEPTHS:-120,180,210,240,270}"
-  timeout 150 python3 tools/bench_torch_chunk.py --depths "$depths" --backend cudnn --compile none --repeats 3 2>&1 |
-    tee "$out/long_torch_chunk.log" | tail -7
-  timeout 150 ./build-device/cuda_dit_check --bench-depths "$depths" 2>&1 | tee "$out/long_dense_chunk.log" | grep -E "^\|"
-  for policy in ${LONG_POLICIES:-window tempcache+window+annsa arl2+window}; do   # one run each: a timeout loses one
+  # Bounded policies first (the report's core), one run each so that a timeout loses only one.
+  for policy in ${LONG_POLICIES:-window tempcache+window+annsa arl2+window}; do
     timeout "${LONG_POLICY_TIMEOUT:-150}" ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda \
-      --frames "${LONG_FRAMES:-750}" --policy "$policy" --window 9 --sink 3 --out "$out/long_${policy//+/_}" \
-      2>"$out/long_${policy//+/_}.log" | tail -3 || tail -3 "$out/long_${policy//+/_}.log"
+      --frames "${LONG_FRAMES:-750}" --policy "$policy" --window 9 --sink 3 --ann "${LONG_ANN:-quant}" \
+      --out "$out/long_${policy//+/_}" 2>"$out/long_${policy//+/_}.log" | tail -3 || tail -3 "$out/long_${policy//+/_}.log"
   done
-  timeout 120 ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda --frames "${LONG_ARL2_FRAMES:-240}" \
-    --policy arl2 --window 9 --sink 3 --out "$out/long_arl2" 2>"$out/long_arl2.log" | tail -3 || tail -3 "$out/long_arl2.log"
+  if [ "${LONG_ARL2_FRAMES:-240}" -gt 0 ]; then
+    timeout 120 ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda --frames "${LONG_ARL2_FRAMES:-240}" \
+      --policy arl2 --out "$out/long_arl2" 2>"$out/long_arl2.log" | tail -3 || tail -3 "$out/long_arl2.log"
+  fi
+  # Dense at deep caches: one chunk forward (a rollout chunk is 4 of them + the clean pass), until it no
+  # longer fits: PyTorch (what users run) and fastar.
+  if [ -n "${LONG_DEPTHS-180,210,240,270}" ]; then
+    timeout 150 python3 tools/bench_torch_chunk.py --depths "${LONG_DEPTHS-180,210,240,270}" --backend cudnn \
+      --compile none --warmup 1 --repeats 2 2>&1 | tee "$out/long_torch_chunk.log" | tail -6
+  fi
+  if [ -n "${LONG_FASTAR_DEPTHS-180,210,240,270}" ]; then
+    timeout 150 ./build-device/cuda_dit_check --bench-depths "${LONG_FASTAR_DEPTHS-180,210,240,270}" 2>&1 |
+      tee "$out/long_dense_chunk.log" | grep -E "^\|"
+  fi
 fi
 
 if has rollout; then

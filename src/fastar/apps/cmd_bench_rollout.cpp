@@ -45,7 +45,7 @@ const std::vector<OptionSpec> kSpecs = {
     {"shape", "NAME", "a published model's shapes with random weights instead of --model: wan2.1-1.3b", ""},
     {"random-weights", "SEED", "random weights for the model's config", "0 with --shape"},
     {"frames", "N", "latent frames to roll out per policy (video frames = 1 + 4·(N − 1))", "30"},
-    {"policy", "LIST", "comma-separated policies: dense, window, tempcache, tempcache+window, arl2, arl2+window", "dense,window"},
+    {"policy", "LIST", "comma-separated policies: dense, window, tempcache, tempcache+window, arl2, arl2+window; on --device cuda also any of the first four with +annsa (e.g. tempcache+window+annsa)", "dense,window"},
     {"tempcache-threshold", "T", "tempcache: merge when cosine >= T", "0.9"},
     {"ann", "lsh|quant", "tempcache: nearest-neighbour back end", "lsh"},
     {"tempcache-capacity", "N", "tempcache on the GPU: representatives per layer and head to preallocate", "enough for the run"},

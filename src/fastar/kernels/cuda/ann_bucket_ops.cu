@@ -339,6 +339,7 @@ cudaError_t ann_gather_rows_bf16(const AnnGatherArgs& a, cudaStream_t stream) {
   if (a.head_dim <= 0 || a.head_dim % 8 != 0 || a.rows < 0 || a.rows_pad < a.rows || a.heads < 1 || !a.order ||
       a.src_row_stride % 8 != 0 || a.src_head_stride % 8 != 0)
     return cudaErrorInvalidValue;
+  if (a.rows_pad == 0) return cudaSuccess;  // nothing to gather (no cached keys yet): the sources may be null
   for (int s = 0; s < 2; ++s)
     if (a.dst[s] && (!a.src[s] || !aligned16(a.src[s]) || !aligned16(a.dst[s]))) return cudaErrorInvalidValue;
   const int64_t threads = a.heads * a.rows_pad * (a.head_dim / 8);
