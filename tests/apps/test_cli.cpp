@@ -233,5 +233,31 @@ TEST(Cli, BenchRolloutWritesCsvPlotAndSummary) {
   EXPECT_TRUE(contains(bad.output, "unknown policy 'lru'")) << bad.output;
 }
 
+int count_lines_starting(const std::string& path, const std::string& prefix) {
+  std::ifstream in(path);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) n += line.rfind(prefix, 0) == 0;
+  return n;
+}
+
+// A report is rewritten while the rollout runs (a run stopped early keeps one), and earlier CSVs can be
+// re-plotted without a model.
+TEST(Cli, BenchRolloutReportsAsItGoesAndReplotsCsvs) {
+  const std::string dir = testing::make_temp_dir("cli_bench_rollout_replot");
+  Result r = run("bench rollout --model " + kGolden + " --frames 9 --policy dense,window --window 1 --sink 0 --report-every 1 --out " +
+                 dir + "/a");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(count_lines_starting(dir + "/a.csv", "dense,"), 3);  // the final report: every chunk of both
+  EXPECT_EQ(count_lines_starting(dir + "/a.csv", "window,"), 3);
+  Result re = run("bench rollout --from-csv " + dir + "/a.csv," + dir + "/a.csv --out " + dir + "/b");
+  ASSERT_EQ(re.exit_code, 0) << re.output;
+  EXPECT_EQ(count_lines_starting(dir + "/b.csv", "dense,"), 6);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/b.svg"));
+  EXPECT_TRUE(contains(re.output, "| window |")) << re.output;
+  Result missing = run("bench rollout --from-csv " + dir + "/none.csv --out " + dir + "/c");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_TRUE(contains(missing.output, "cannot read")) << missing.output;
+}
+
 }  // namespace
 }  // namespace fastar

@@ -59,6 +59,8 @@ const std::vector<OptionSpec> kSpecs = {
     {"steps", "LIST", "denoising steps", "1000,750,500,250"},
     {"out", "PREFIX", "writes PREFIX.csv, PREFIX.svg and PREFIX.md", "bench-rollout"},
     {"baseline-csv", "FILE", "also plot and tabulate the runs of a CSV in this format (tools/bench_torch_rollout.py)", ""},
+    {"report-every", "N", "rewrite the report every N chunks, so that a run stopped early still leaves one (0: at the end only)", "10"},
+    {"from-csv", "LIST", "no rollout: rewrite the report (plot, table) from these CSVs of earlier runs", ""},
     {"threads", "N", "CPU threads", "all cores"},
 };
 
@@ -228,14 +230,19 @@ std::string markdown_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent
     if (run.policy == "dense") dense = &run;
     if (!torch && run.policy.rfind("pytorch-dense", 0) == 0) torch = &run;
   }
-  // Ratio of chunk times at the deepest chunk both runs reached (the same frame index).
+  // Ratio of chunk times at the deepest frame index both runs sampled (runs rebuilt from logs may hold
+  // every 10th chunk only, so samples are matched by frame index, not by position).
   auto speedup = [](const PolicyRun* base, const PolicyRun& run) -> std::string {
-    if (!base || base == &run || base->samples.empty() || run.samples.empty()) return " — |";
-    const size_t common = std::min(base->samples.size(), run.samples.size()) - 1;
-    char cell[96];
-    std::snprintf(cell, sizeof cell, " ×%.2f at video frame %lld |", base->samples[common].ms / run.samples[common].ms,
-                  static_cast<long long>(video_frames_of(run.samples[common].latent_frames)));
-    return cell;
+    if (!base || base == &run) return " — |";
+    for (auto r = run.samples.rbegin(); r != run.samples.rend(); ++r)
+      for (const ChunkSample& b : base->samples)
+        if (b.latent_frames == r->latent_frames) {
+          char cell[96];
+          std::snprintf(cell, sizeof cell, " ×%.2f at video frame %lld |", b.ms / r->ms,
+                        static_cast<long long>(video_frames_of(r->latent_frames)));
+          return cell;
+        }
+    return " — |";
   };
   for (const PolicyRun& run : runs) {
     if (run.samples.empty()) continue;
@@ -243,9 +250,11 @@ std::string markdown_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent
     out << "| " << run.policy << " | " << video_frames_of(last.latent_frames) << " |";
     for (int64_t frame : {100, 1000, 3000}) {
       const ChunkSample* s = sample_at(run, frame);
-      char cell[32];
-      if (s) std::snprintf(cell, sizeof cell, " %.2f |", chunk_fps(*s, chunk_latent));
-      else std::snprintf(cell, sizeof cell, " — |");
+      char cell[48];
+      const int64_t at = s ? video_frames_of(s->latent_frames) : 0;
+      if (!s) std::snprintf(cell, sizeof cell, " — |");
+      else if (at - frame < 4 * chunk_latent) std::snprintf(cell, sizeof cell, " %.2f |", chunk_fps(*s, chunk_latent));
+      else std::snprintf(cell, sizeof cell, " %.2f (at %lld) |", chunk_fps(*s, chunk_latent), static_cast<long long>(at));  // sparse samples
       out << cell;
     }
     char cell[128];
@@ -303,6 +312,32 @@ int run_bench_rollout(int argc, char** argv) {
     return 0;
   }
   FASTAR_CHECK(args.positional().empty(), "fastar bench rollout: unexpected argument '" << args.positional()[0] << "'");
+  const std::string out = args.get("out", "bench-rollout");
+  // Writes PREFIX.csv/.svg/.md for `runs` (atomically: a reader never sees half a report).
+  auto write_report = [&](const std::vector<PolicyRun>& runs, int64_t chunk_latent, const std::string& header) {
+    write_file_atomically(out + ".csv", csv_of(runs, chunk_latent));
+    write_file_atomically(out + ".svg", svg_of(runs, chunk_latent, header));
+    const std::string summary = markdown_of(runs, chunk_latent, header);
+    write_file_atomically(out + ".md", summary);
+    return summary;
+  };
+  std::vector<PolicyRun> baseline;
+  if (args.has("baseline-csv")) baseline = read_runs_csv(args.get("baseline-csv", ""));
+  if (args.has("from-csv")) {  // re-plot earlier runs, no model
+    std::vector<PolicyRun> runs;
+    std::string sources;
+    for (const std::string& path : split_list(args.get("from-csv", ""))) {
+      for (PolicyRun& run : read_runs_csv(path)) runs.push_back(std::move(run));
+      sources += (sources.empty() ? "" : ", ") + path;
+    }
+    for (PolicyRun& run : baseline) runs.push_back(std::move(run));
+    FASTAR_CHECK(!runs.empty(), "fastar bench rollout: --from-csv: no runs in " << sources);
+    const int64_t chunk_latent = args.get_int("chunk-frames", 3, 1, 1024);
+    const std::string summary = write_report(runs, chunk_latent, "fastar bench rollout — from " + sources);
+    std::fputs(summary.c_str(), stdout);
+    std::fprintf(stderr, "wrote %s.csv, %s.svg, %s.md\n", out.c_str(), out.c_str(), out.c_str());
+    return 0;
+  }
   const std::string device = args.get("device", "cpu");
   FASTAR_CHECK(device == "cpu" || device == "cuda", "fastar bench rollout: unknown --device '" << device << "'; choose cpu or cuda");
 #ifndef FASTAR_HAVE_CUDA
@@ -353,7 +388,11 @@ int run_bench_rollout(int argc, char** argv) {
   const int64_t window = args.get_int("window", 9, 0, INT64_MAX), sink = args.get_int("sink", 3, 0, INT64_MAX);
   const std::vector<std::string> policies = split_list(args.get("policy", "dense,window"));
   FASTAR_CHECK(!policies.empty(), "fastar bench rollout: --policy needs at least one policy");
-  const std::string out = args.get("out", "bench-rollout");
+  const int64_t report_every = args.get_int("report-every", 10, 0, INT64_MAX);
+  std::ostringstream header;
+  header << "fastar bench rollout — " << model_name << ", latent " << rollout_config.latent_height << "x"
+         << rollout_config.latent_width << ", " << chunk_latent << " latent frames per chunk, "
+         << rollout_config.schedule.denoising_steps.size() << " steps + clean pass, device " << device;
 
   const WanPrompt prompt = model->prepare_prompt(Tensor::zeros({c.text_len, c.text_dim}));
   Tensor actions;
@@ -387,6 +426,13 @@ int run_bench_rollout(int argc, char** argv) {
                  device.c_str());
     auto observe = [&](const ChunkSample& s) {
       run.samples.push_back(s);
+      if (report_every > 0 && (s.chunk + 1) % report_every == 0 && s.chunk + 1 < chunks) {  // the report so far
+        std::vector<PolicyRun> so_far = runs;
+        so_far.push_back(run);
+        so_far.insert(so_far.end(), baseline.begin(), baseline.end());
+        write_report(so_far, chunk_latent, header.str() + " (in progress: " + policy + " at chunk " +
+                                               std::to_string(s.chunk + 1) + " of " + std::to_string(chunks) + ")");
+      }
       if (s.chunk % 10 == 0 || s.chunk + 1 == chunks)
         std::fprintf(stderr, "  %s chunk %lld: video frame %lld, %.1f ms, %.2f frames/s, memory %.2f GB, policy %.3f GB\n",
                      policy.c_str(), static_cast<long long>(s.chunk), static_cast<long long>(video_frames_of(s.latent_frames)),
@@ -432,17 +478,8 @@ int run_bench_rollout(int argc, char** argv) {
     runs.push_back(std::move(run));
   }
 
-  if (args.has("baseline-csv"))
-    for (PolicyRun& run : read_runs_csv(args.get("baseline-csv", ""))) runs.push_back(std::move(run));
-
-  std::ostringstream header;
-  header << "fastar bench rollout — " << model_name << ", latent " << rollout_config.latent_height << "x"
-         << rollout_config.latent_width << ", " << chunk_latent << " latent frames per chunk, "
-         << rollout_config.schedule.denoising_steps.size() << " steps + clean pass, device " << device;
-  write_file_atomically(out + ".csv", csv_of(runs, chunk_latent));
-  write_file_atomically(out + ".svg", svg_of(runs, chunk_latent, header.str()));
-  const std::string summary = markdown_of(runs, chunk_latent, header.str());
-  write_file_atomically(out + ".md", summary);
+  for (PolicyRun& run : baseline) runs.push_back(std::move(run));
+  const std::string summary = write_report(runs, chunk_latent, header.str());
   std::fputs(summary.c_str(), stdout);
   std::fprintf(stderr, "wrote %s.csv, %s.svg, %s.md\n", out.c_str(), out.c_str(), out.c_str());
   return 0;
