@@ -177,9 +177,18 @@ std::vector<std::string> wan_tensor_names(const WanConfig& config, WanNameLayout
 
 WanWeights random_wan_weights(const WanConfig& config, uint64_t seed) {
   WanWeights weights;
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (const WeightSlot& slot : weight_slots(config, weights)) {
+  const std::vector<WeightSlot> slots = weight_slots(config, weights);
+  std::vector<Tensor> tensors(slots.size());
+  // One generator per tensor, seeded from (seed, the tensor's index), so that the tensors are filled in
+  // parallel (1.4 B values for Wan2.1-1.3B) and each is the same whatever the thread count.
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t index = 0; index < static_cast<int64_t>(slots.size()); ++index) {
+    const WeightSlot& slot = slots[static_cast<size_t>(index)];
+    uint64_t mixed = seed ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(index + 1));  // splitmix64 finaliser
+    mixed = (mixed ^ (mixed >> 30)) * 0xbf58476d1ce4e5b9ull;
+    mixed = (mixed ^ (mixed >> 27)) * 0x94d049bb133111ebull;
+    std::mt19937_64 rng(mixed ^ (mixed >> 31));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
     const Shape& shape = slot.stored_shape.empty() ? slot.shape : slot.stored_shape;
     Tensor t = Tensor::zeros(shape);
     float* data = t.data<float>();
@@ -200,8 +209,9 @@ WanWeights random_wan_weights(const WanConfig& config, uint64_t seed) {
       else data[i] = z / std::sqrt(fan_in);
       data[i] = round_to_bf16(data[i]);  // exact in any storage dtype fastar writes
     }
-    *slot.target = t;
+    tensors[static_cast<size_t>(index)] = std::move(t);
   }
+  for (size_t index = 0; index < slots.size(); ++index) *slots[index].target = std::move(tensors[index]);
   return weights;
 }
 
