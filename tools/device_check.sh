@@ -14,14 +14,17 @@
 #     sparse   only the TempCache commit and AnnSA timings of `bench`
 #     long     the long-rollout report (issue 9): the bounded policies rolled out to LONG_FRAMES (default
 #              750 latent = 2997 video frames; LONG_POLICIES, default window,tempcache+window+annsa,
-#              arl2+window, one run under LONG_TIMEOUT s, default 420; TempCache's search LONG_ANN, default
+#              arl2+window, empty skips; one run under LONG_TIMEOUT s, default 360; TempCache's search LONG_ANN, default
 #              quant), ARL² with its 8 dense layers to
 #              LONG_ARL2_FRAMES (default 240 = 957 video frames, ARL²'s 921-frame comparison; 0 skips), the
 #              trained world model (dense, window, tempcache, tempcache+window) to LONG_SMALL_FRAMES
 #              (default 3000: its frames are latent frames, no VAE — the report's "video frame" columns
 #              count 1 + 4·(N − 1) for it too; 0 skips), and
 #              one chunk forward of PyTorch dense (LONG_DEPTHS) and fastar dense (LONG_FASTAR_DEPTHS) at
-#              deep caches until they no longer fit (default 180,210,240,270 latent frames; empty skips)
+#              deep caches until they no longer fit (default 180,210,240,270 latent frames; empty skips).
+#              All of it is more than one 10-minute device call: run the bounded policies in one
+#              (LONG_SMALL_FRAMES=0 LONG_ARL2_FRAMES=0 LONG_DEPTHS= LONG_FASTAR_DEPTHS=), the rest in another
+#              (LONG_POLICIES=).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-device-out}"
@@ -70,18 +73,20 @@ fi
 if has long; then
   # Bounded policies first (the report's core), in one run (the weights are generated once); the report
   # is rewritten every 10 chunks, so a run stopped by the timeout still leaves PREFIX.csv/.svg/.md.
-  policies="${LONG_POLICIES:-window,tempcache+window+annsa,arl2+window}"
-  timeout "${LONG_TIMEOUT:-420}" ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda \
-    --frames "${LONG_FRAMES:-750}" --policy "$policies" --window 9 --sink 3 --ann "${LONG_ANN:-quant}" \
-    --report-every 10 --out "$out/long" 2>"$out/long.log" | tail -6 || { grep -E "chunk .*0:" "$out/long.log" | tail -4; tail -6 "$out/long.md"; }
+  policies="${LONG_POLICIES-window,tempcache+window+annsa,arl2+window}"
+  if [ -n "$policies" ]; then
+    timeout "${LONG_TIMEOUT:-360}" ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda \
+      --frames "${LONG_FRAMES:-750}" --policy "$policies" --window 9 --sink 3 --ann "${LONG_ANN:-quant}" \
+      --report-every 10 --out "$out/long" 2>"$out/long.log" | tail -6 || { grep -E "chunk .*0:" "$out/long.log" | tail -4; tail -6 "$out/long.md"; }
+  fi
   # The trained world model (real weights: TempCache merges), the same frame range.
   if [ "${LONG_SMALL_FRAMES:-3000}" -gt 0 ]; then
-    timeout 240 ./build-device/fastar bench rollout --model models/world-small --device cuda \
+    timeout 150 ./build-device/fastar bench rollout --model models/world-small --device cuda \
       --frames "${LONG_SMALL_FRAMES:-3000}" --policy dense,window,tempcache,tempcache+window --window 9 --sink 0 \
       --report-every 10 --out "$out/long_small" 2>"$out/long_small.log" | tail -6 || tail -6 "$out/long_small.md"
   fi
   if [ "${LONG_ARL2_FRAMES:-240}" -gt 0 ]; then
-    timeout 120 ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda --frames "${LONG_ARL2_FRAMES:-240}" \
+    timeout 150 ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda --frames "${LONG_ARL2_FRAMES:-240}" \
       --policy arl2 --out "$out/long_arl2" 2>"$out/long_arl2.log" | tail -3 || tail -3 "$out/long_arl2.log"
   fi
   # Dense at deep caches: one chunk forward (a rollout chunk is 4 of them + the clean pass), until it no
