@@ -222,6 +222,22 @@ TEST(Cli, EvalJudgesPoliciesOnTheWorldModel) {
   EXPECT_TRUE(contains(bad.output, "is not a world model")) << bad.output;
 }
 
+// The hybrid world model judged against its dense teacher: the reference row runs on the other model.
+TEST(Cli, EvalAgainstAReferenceModel) {
+  const std::string out = testing::make_temp_dir("cli_eval_reference");
+  const std::string hybrid = testing::source_path("models/world-small-arl2");
+  const std::string teacher = testing::source_path("models/world-small");
+  Result r = run("eval --model " + hybrid + " --reference-model " + teacher + " --policies dense,arl2 --clips 1 --frames 3 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "| dense (" + teacher + ") | ref | ref |")) << r.output;
+  // The first chunk differs too: the two models draw it differently (not "identical").
+  EXPECT_TRUE(contains(r.output, "| arl2 |")) << r.output;
+  EXPECT_FALSE(contains(r.output, "| arl2 | identical")) << r.output;
+  Result bad = run("eval --model " + hybrid + " --reference-model " + kGolden + " --policies dense,arl2 --out " + out);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(contains(bad.output, "is not a world model")) << bad.output;
+}
+
 TEST(Cli, BenchRolloutWritesCsvPlotAndSummary) {
   const std::string out = testing::make_temp_dir("cli_bench_rollout") + "/r";
   Result r = run("bench rollout --model " + kGolden + " --frames 6 --policy dense,window,tempcache,arl2 --window 1 --sink 1 --out " + out);
@@ -231,6 +247,13 @@ TEST(Cli, BenchRolloutWritesCsvPlotAndSummary) {
   Result bad = run("bench rollout --model " + kGolden + " --policy lru --out " + out);
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_TRUE(contains(bad.output, "unknown policy 'lru'")) << bad.output;
+  // Every policy is checked before the first rollout: nothing runs, no report is written.
+  const std::string early = testing::make_temp_dir("cli_bench_rollout_early") + "/r";
+  Result gpu_only = run("bench rollout --model " + kGolden + " --frames 6 --policy dense,window+annsa --out " + early);
+  EXPECT_EQ(gpu_only.exit_code, 2);
+  EXPECT_TRUE(contains(gpu_only.output, "runs on --device cuda only")) << gpu_only.output;
+  EXPECT_FALSE(contains(gpu_only.output, "dense: ")) << gpu_only.output;
+  EXPECT_FALSE(std::filesystem::exists(early + ".csv"));
 }
 
 int count_lines_starting(const std::string& path, const std::string& prefix) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Trains the shipped world model further on a GPU machine in one call, checks it against the world and
 # packs what must come back into OUTDIR (the device tool returns at most 8 files of 16 MiB each):
-#   OUTDIR/model.safetensors.part-a?   the exported bf16 weights, split (cat them back together)
-#   OUTDIR/files/                      config.json, vocab.json, log.tsv, check.tsv, contact_sheet.png
+#   OUTDIR/model.safetensors.part-??   the exported bf16 weights, split (cat them back together, in order)
+#   OUTDIR/files.tgz                   files/: config.json, vocab.json, log.tsv, check.tsv, contact_sheet.png, model.sha256
 #
 #   tools/world_model/device_train.sh OUTDIR
 # Environment: TRAIN_MINUTES (wall budget of the training loop, default 6.5), TRAIN_INIT (model folder to
@@ -30,3 +30,4 @@ split -b 15M -d "$run/model/model.safetensors" "$outdir/model.safetensors.part-"
 cp "$run/model/config.json" "$run/model/vocab.json" "$run/log.tsv" "$run/check.tsv" "$run/contact_sheet.png" \
   "$outdir/files/"
 sha256sum "$run/model/model.safetensors" | tee "$outdir/files/model.sha256"
+tar czf "$outdir/files.tgz" -C "$outdir" files && rm -rf "$outdir/files"

@@ -2,8 +2,8 @@
 # Distils the ARL² hybrid version of the shipped world model on a GPU machine in one call (the two stages
 # of train_hybrid.py), judges it against its dense teacher with `fastar eval`, and packs what must come
 # back into OUTDIR (the device tool returns at most 8 files of 16 MiB each):
-#   OUTDIR/model.safetensors.part-a?   the exported bf16 weights, split (cat them back together)
-#   OUTDIR/files/                      config.json, vocab.json, log.tsv, eval.md/json, contact_sheet.png
+#   OUTDIR/model.safetensors.part-??   the exported bf16 weights, split (cat them back together, in order)
+#   OUTDIR/files.tgz                   files/: config.json, vocab.json, log.tsv, eval.md/json, contact sheet, model.sha256
 #
 #   tools/world_model/device_train_hybrid.sh OUTDIR
 # Environment: HYBRID_MINUTES (wall budget of both stages, default 6), HYBRID_CLIPS (default 10000).
@@ -29,3 +29,4 @@ cp "$run/model/config.json" "$run/model/vocab.json" "$run/log.tsv" "$run/eval/ev
   "$outdir/files/"
 cp "$run/eval/contact_sheet.png" "$outdir/files/eval_contact_sheet.png"
 sha256sum "$run/model/model.safetensors" | tee "$outdir/files/model.sha256"
+tar czf "$outdir/files.tgz" -C "$outdir" files && rm -rf "$outdir/files"

@@ -388,6 +388,12 @@ int run_bench_rollout(int argc, char** argv) {
   const int64_t window = args.get_int("window", 9, 0, INT64_MAX), sink = args.get_int("sink", 3, 0, INT64_MAX);
   const std::vector<std::string> policies = split_list(args.get("policy", "dense,window"));
   FASTAR_CHECK(!policies.empty(), "fastar bench rollout: --policy needs at least one policy");
+  // Every policy name is checked before the first rollout (a long run must not fail on its last policy).
+  for (const std::string& policy : policies) {
+    const BenchPolicy bp = parse_bench_policy(policy);
+    FASTAR_CHECK(!bp.annsa || device == "cuda", "fastar bench rollout: '" << policy << "' runs on --device cuda only");
+    FASTAR_CHECK(!bp.annsa || bp.base != "arl2", "fastar bench rollout: annsa wraps dense, window or tempcache, not arl2");
+  }
   const int64_t report_every = args.get_int("report-every", 10, 0, INT64_MAX);
   std::ostringstream header;
   header << "fastar bench rollout — " << model_name << ", latent " << rollout_config.latent_height << "x"
@@ -450,7 +456,6 @@ int run_bench_rollout(int argc, char** argv) {
       spec.tempcache = tempcache;
       spec.tempcache_capacity = args.get_int("tempcache-capacity", 0, 0, INT64_MAX);
       if (bp.annsa) {  // AnnSA's defaults: LSH 2 bits, first 30% of the steps dense, Hopper blocks 128x64
-        FASTAR_CHECK(bp.base != "arl2", "fastar bench rollout: annsa wraps dense, window or tempcache, not arl2");
         spec.policy += "+annsa";
         spec.annsa.block_q = 128;
         spec.annsa.schedule.dense_above_timestep = dense_phase_threshold(rollout_config.schedule.timesteps(), 0.3);
@@ -458,7 +463,6 @@ int run_bench_rollout(int argc, char** argv) {
       run.latent_frames_possible = bench_rollout_cuda(*run_model, run_prompt, rollout_config, spec, chunks, observe);
 #endif
     } else {
-      FASTAR_CHECK(!bp.annsa, "fastar bench rollout: '" << policy << "' runs on --device cuda only");
       std::unique_ptr<CrossFrameMemory> memory = make_cpu_memory(bp, *run_model, window, sink, tempcache);
       SelfForcingRollout rollout(*run_model, *memory, run_prompt, rollout_config);
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {

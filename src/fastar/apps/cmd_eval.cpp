@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -182,7 +183,8 @@ int run_eval(int argc, char** argv) {
                    ref_model.config().latent_height == c.latent_height &&
                    ref_model.config().latent_width == c.latent_width && TextEncoder::available(reference_path),
                "fastar eval: --reference-model " << reference_path << " is not a world model like " << model_path);
-  const TextEncoder reference_encoder = TextEncoder::load(reference_path);
+  std::optional<TextEncoder> reference_encoder;  // only for another model
+  if (reference_owner) reference_encoder.emplace(TextEncoder::load(reference_path));
   const int64_t clips = args.get_int("clips", 4, 1, 10000);
   const int64_t frames = (args.get_int("frames", 24, 1, 100000) + 2) / 3 * 3;
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 1000, 0, INT64_MAX));
@@ -201,7 +203,8 @@ int run_eval(int argc, char** argv) {
     const Tensor truth = world::render_frames(clip.prompt, clip.actions, clip.seed, frames);
     for (int64_t f = 0; f < frames; ++f) clip.world.push_back(world_frame(truth, f));
     clip.prompt_embedding = model.prepare_prompt(encoder.encode(clip.prompt));
-    clip.reference_embedding = ref_model.prepare_prompt(reference_encoder.encode(clip.prompt));
+    clip.reference_embedding = reference_encoder ? ref_model.prepare_prompt(reference_encoder->encode(clip.prompt))
+                                                 : clip.prompt_embedding;
     set.push_back(std::move(clip));
   }
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <functional>
+#include <exception>
 #include <random>
 #include <set>
 #include <sstream>
@@ -178,11 +179,9 @@ std::vector<std::string> wan_tensor_names(const WanConfig& config, WanNameLayout
 WanWeights random_wan_weights(const WanConfig& config, uint64_t seed) {
   WanWeights weights;
   const std::vector<WeightSlot> slots = weight_slots(config, weights);
-  std::vector<Tensor> tensors(slots.size());
-  // One generator per tensor, seeded from (seed, the tensor's index), so that the tensors are filled in
-  // parallel (1.4 B values for Wan2.1-1.3B) and each is the same whatever the thread count.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t index = 0; index < static_cast<int64_t>(slots.size()); ++index) {
+  // Tensor `index`, from its own generator seeded by (seed, index): the tensors are filled in parallel
+  // (1.4 B values for Wan2.1-1.3B) and each is the same whatever the thread count.
+  auto random_tensor = [&](int64_t index) {
     const WeightSlot& slot = slots[static_cast<size_t>(index)];
     uint64_t mixed = seed ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(index + 1));  // splitmix64 finaliser
     mixed = (mixed ^ (mixed >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -209,8 +208,20 @@ WanWeights random_wan_weights(const WanConfig& config, uint64_t seed) {
       else data[i] = z / std::sqrt(fan_in);
       data[i] = round_to_bf16(data[i]);  // exact in any storage dtype fastar writes
     }
-    tensors[static_cast<size_t>(index)] = std::move(t);
+    return t;
+  };
+  std::vector<Tensor> tensors(slots.size());
+  std::exception_ptr failure;  // e.g. out of host memory: rethrown after the parallel loop, not from inside it
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t index = 0; index < static_cast<int64_t>(slots.size()); ++index) {
+    try {
+      tensors[static_cast<size_t>(index)] = random_tensor(index);
+    } catch (...) {
+#pragma omp critical(fastar_random_weights_failure)
+      if (!failure) failure = std::current_exception();
+    }
   }
+  if (failure) std::rethrow_exception(failure);
   for (size_t index = 0; index < slots.size(); ++index) *slots[index].target = std::move(tensors[index]);
   return weights;
 }

@@ -300,6 +300,7 @@ cudaError_t ann_lsh_labels_bf16(const __nv_bfloat16* x, int64_t rows, int64_t he
       rows < 0 || row_stride % 8 != 0 || head_stride % 8 != 0 || !aligned16(x) || label_head_stride < rows)
     return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
+  if (!x || !projections || !labels) return cudaErrorInvalidValue;
   constexpr int kThreads = 256;
   const dim3 grid(static_cast<unsigned>((rows + kThreads - 1) / kThreads), static_cast<unsigned>(heads));
   const size_t smem = static_cast<size_t>(bits * head_dim) * sizeof(float);
@@ -327,7 +328,8 @@ cudaError_t ann_bucket_sort(const uint32_t* labels, int64_t label_head_stride, i
                             int num_buckets, int32_t* order, int64_t order_head_stride, int32_t* offsets,
                             cudaStream_t stream) {
   if (num_buckets < 1 || num_buckets > kAnnMaxSortBuckets || rows < 0 || rows >= (int64_t{1} << 31) || heads < 1 ||
-      heads > 65535 || label_head_stride < rows || order_head_stride < rows)
+      heads > 65535 || label_head_stride < rows || order_head_stride < rows || !offsets ||
+      (rows > 0 && (!labels || !order)))
     return cudaErrorInvalidValue;
   const int64_t segments = rows == 0 ? 1 : (rows + kSortSegment - 1) / kSortSegment;
   bucket_sort_kernel<<<dim3(static_cast<unsigned>(segments), static_cast<unsigned>(heads)), kSortThreads, 0, stream>>>(

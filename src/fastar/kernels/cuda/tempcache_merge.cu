@@ -402,7 +402,7 @@ __global__ void __launch_bounds__(kWarps * 32) lsh_search_kernel(const TempCache
       const uint32_t bucket = probe == 0 ? code : code ^ (1u << (probe - 1));
       const int begin = offsets[bucket];
       int end = offsets[bucket + 1];
-      if (p.lsh_bucket_cap > 0) end = min(end, begin + static_cast<int>(p.lsh_bucket_cap));
+      if (p.lsh_bucket_cap > 0 && end - begin > p.lsh_bucket_cap) end = begin + static_cast<int>(p.lsh_bucket_cap);  // no int overflow
       for (int c = begin + lane; c < end; c += 32) {
         const int32_t id = ids[c];
         const float dot = dot_smem_bf16<D>(s_key[warp], p.k + cache_offset(p, id, h));
