@@ -27,6 +27,7 @@
 #include "fastar/attention/tempcache_memory.h"
 #include "fastar/core/atomic_file.h"
 #include "fastar/core/error.h"
+#include "fastar/core/text.h"
 #include "fastar/model/wan_weights.h"
 
 #ifndef FASTAR_DEFAULT_MODEL
@@ -93,12 +94,8 @@ struct BenchPolicy {
 
 BenchPolicy parse_bench_policy(const std::string& full_name) {
   BenchPolicy p;
-  const std::string annsa_suffix = "+annsa";
   std::string name = full_name;
-  if (name.size() > annsa_suffix.size() && name.compare(name.size() - annsa_suffix.size(), annsa_suffix.size(), annsa_suffix) == 0) {
-    name.resize(name.size() - annsa_suffix.size());
-    p.annsa = true;
-  }
+  p.annsa = strip_suffix(name, "+annsa");
   const size_t plus = name.find('+');
   p.base = name.substr(0, plus);
   if (plus != std::string::npos) {

@@ -8,17 +8,14 @@
 #include "fastar/attention/cuda/kv_cache_cuda.h"
 #include "fastar/attention/cuda/tempcache_memory_cuda.h"
 #include "fastar/core/error.h"
+#include "fastar/core/text.h"
 
 namespace fastar::cuda {
 
 std::unique_ptr<CudaCrossFrameMemory> make_cuda_memory(const WanModel& model, const CudaPolicySpec& spec,
                                                        int64_t tpf, int64_t chunk_frames, int64_t total_frames) {
   const WanConfig& c = model.config();
-  const std::string annsa_suffix = "+annsa";
-  if (spec.policy.size() > annsa_suffix.size() &&
-      spec.policy.compare(spec.policy.size() - annsa_suffix.size(), annsa_suffix.size(), annsa_suffix) == 0) {
-    CudaPolicySpec base = spec;
-    base.policy = spec.policy.substr(0, spec.policy.size() - annsa_suffix.size());
+  if (CudaPolicySpec base = spec; strip_suffix(base.policy, "+annsa")) {
     FASTAR_CHECK(base.policy == "dense" || base.policy == "window" || base.policy == "tempcache",
                  "--device cuda: annsa wraps dense, window or tempcache, not '" << base.policy << "'");
     return std::make_unique<CudaAnnSaMemory>(make_cuda_memory(model, base, tpf, chunk_frames, total_frames), c.num_layers,

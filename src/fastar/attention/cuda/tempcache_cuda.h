@@ -64,6 +64,7 @@ class CudaTempCacheLayer {
   int64_t kv_len(int64_t chunk_tokens) const { return max_count_ + chunk_tokens; }
   const float* key_bias() const { return static_cast<const float*>(bias_->data()); }
   int64_t key_bias_head_stride() const { return rows_; }
+  int64_t capacity_rows() const { return rows_; }  // rows the K/V buffers hold: capacity + chunk tokens
 
   // Merges the `frames` staged frames (global indices first_frame ..) into the groups, frame by frame,
   // then applies the window bound; one device→host copy of the statistics at the end (synchronizes

@@ -45,7 +45,7 @@ void CudaTempCacheMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfl
 bool CudaTempCacheMemory::cached_keys(int64_t layer, CudaCachedKeys* out) const {
   const CudaTempCacheLayer& L = layers_[static_cast<size_t>(layer)];
   *out = CudaCachedKeys{static_cast<const __nv_bfloat16*>(L.k()), static_cast<const __nv_bfloat16*>(L.v()),
-                        L.row_stride(), L.cached_rows(), L.key_bias_head_stride(), L.key_bias(), L.key_bias_head_stride()};
+                        L.row_stride(), L.cached_rows(), L.capacity_rows(), L.key_bias(), L.key_bias_head_stride()};
   return true;
 }
 
