@@ -277,6 +277,10 @@ TEST(Cli, BenchRolloutReportsAsItGoesAndReplotsCsvs) {
   EXPECT_EQ(count_lines_starting(dir + "/b.csv", "dense,"), 6);
   EXPECT_TRUE(std::filesystem::exists(dir + "/b.svg"));
   EXPECT_TRUE(contains(re.output, "| window |")) << re.output;
+  // A pixel-space model (the world model, no VAE): one output frame per latent frame.
+  Result world_model = run("bench rollout --frames 3 --policy window --out " + dir + "/w");
+  ASSERT_EQ(world_model.exit_code, 0) << world_model.output;
+  EXPECT_EQ(count_lines_starting(dir + "/w.csv", "window,0,3,3,"), 1);
   Result missing = run("bench rollout --from-csv " + dir + "/none.csv --out " + dir + "/c");
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_TRUE(contains(missing.output, "cannot read")) << missing.output;

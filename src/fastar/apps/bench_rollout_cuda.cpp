@@ -51,7 +51,8 @@ int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const
         std::fprintf(stderr, "%s: the KV cache of %lld latent frames needs %.1f GB; %.1f GB are free, so the rollout "
                              "stops at %lld latent frames (%lld video frames)\n",
                      policy.policy.c_str(), static_cast<long long>(total_frames), total_frames * frame_bytes / 1e9,
-                     free_bytes / 1e9, static_cast<long long>(capacity), static_cast<long long>(video_frames_of(capacity)));
+                     free_bytes / 1e9, static_cast<long long>(capacity),
+                     static_cast<long long>(video_frames_of(capacity, model.config().in_dim == 3 ? 1 : 4)));
         ran_chunks = capacity / chunk_frames;
         total_frames = capacity;
       }

@@ -141,15 +141,14 @@ std::unique_ptr<CrossFrameMemory> make_cpu_memory(const BenchPolicy& policy, con
 
 
 // Video frames per second of a chunk: the chunk's new video frames over its wall time.
-double chunk_fps(const ChunkSample& s, int64_t chunk_latent) {
-  const int64_t frames = video_frames_of(s.latent_frames) - video_frames_of(s.latent_frames - chunk_latent);
-  return frames / (s.ms / 1000.0);
+double chunk_fps(const ChunkSample& s, int64_t /*chunk_latent*/) {
+  return static_cast<double>(s.chunk_video_frames) / (s.ms / 1000.0);
 }
 
 // The sample of the chunk that produced video frame `frame` (nullptr when the run ended before it).
 const ChunkSample* sample_at(const PolicyRun& run, int64_t frame) {
   for (const ChunkSample& s : run.samples)
-    if (video_frames_of(s.latent_frames) >= frame) return &s;
+    if (s.video_frames >= frame) return &s;
   return nullptr;
 }
 
@@ -158,7 +157,7 @@ std::string csv_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent) {
   out << "policy,chunk,latent_frames,video_frames,chunk_ms,video_fps,mem_in_use_bytes,mem_peak_bytes,cache_bytes\n";
   for (const PolicyRun& run : runs)
     for (const ChunkSample& s : run.samples)
-      out << run.policy << ',' << s.chunk << ',' << s.latent_frames << ',' << video_frames_of(s.latent_frames) << ','
+      out << run.policy << ',' << s.chunk << ',' << s.latent_frames << ',' << s.video_frames << ','
           << s.ms << ',' << chunk_fps(s, chunk_latent) << ',' << s.mem_in_use << ',' << s.mem_peak << ',' << s.cache_bytes
           << '\n';
   return out.str();
@@ -171,7 +170,7 @@ std::string svg_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent, con
   double max_x = 1, max_fps = 1e-9, max_mem = 1e-9;
   for (const PolicyRun& run : runs)
     for (const ChunkSample& s : run.samples) {
-      max_x = std::max<double>(max_x, video_frames_of(s.latent_frames));
+      max_x = std::max<double>(max_x, static_cast<double>(s.video_frames));
       max_fps = std::max(max_fps, chunk_fps(s, chunk_latent));
       max_mem = std::max(max_mem, s.mem_in_use / 1e9);
     }
@@ -200,7 +199,7 @@ std::string svg_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent, con
     for (size_t r = 0; r < runs.size(); ++r) {
       out << "<polyline fill='none' stroke-width='1.5' stroke='" << colors[r % 8] << "' points='";
       for (const ChunkSample& s : runs[r].samples)
-        out << left + plot_w * video_frames_of(s.latent_frames) / max_x << ','
+        out << left + plot_w * static_cast<double>(s.video_frames) / max_x << ','
             << y0 + panel - panel * std::min(1.0, value(s) / max_y) << ' ';
       out << "'/>\n";
     }
@@ -208,7 +207,7 @@ std::string svg_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent, con
   panel_of(top, max_fps * 1.1, "video frames / s", [&](const ChunkSample& s) { return chunk_fps(s, chunk_latent); });
   panel_of(top + panel + gap, max_mem * 1.1, "memory in use (GB)", [&](const ChunkSample& s) { return s.mem_in_use / 1e9; });
   out << "<text x='" << left + (width - left - right) / 2 << "' y='" << height - 8
-      << "' text-anchor='middle'>video frame (1 + 4 per latent frame after the first)</text>\n";
+      << "' text-anchor='middle'>video frame (Wan VAE: 1 + 4 per latent frame after the first; pixel-space models: the frame)</text>\n";
   for (size_t r = 0; r < runs.size(); ++r)
     out << "<rect x='" << width - right + 15 << "' y='" << top + 10 + 20 * r << "' width='14' height='3' fill='"
         << colors[r % 8] << "'/><text x='" << width - right + 35 << "' y='" << top + 15 + 20 * r << "'>" << runs[r].policy
@@ -236,7 +235,7 @@ std::string markdown_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent
         if (b.latent_frames == r->latent_frames) {
           char cell[96];
           std::snprintf(cell, sizeof cell, " ×%.2f at video frame %lld |", b.ms / r->ms,
-                        static_cast<long long>(video_frames_of(r->latent_frames)));
+                        static_cast<long long>(r->video_frames));
           return cell;
         }
     return " — |";
@@ -244,13 +243,13 @@ std::string markdown_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent
   for (const PolicyRun& run : runs) {
     if (run.samples.empty()) continue;
     const ChunkSample& last = run.samples.back();
-    out << "| " << run.policy << " | " << video_frames_of(last.latent_frames) << " |";
+    out << "| " << run.policy << " | " << last.video_frames << " |";
     for (int64_t frame : {100, 1000, 3000}) {
       const ChunkSample* s = sample_at(run, frame);
       char cell[48];
-      const int64_t at = s ? video_frames_of(s->latent_frames) : 0;
+      const int64_t at = s ? s->video_frames : 0;
       if (!s) std::snprintf(cell, sizeof cell, " — |");
-      else if (at - frame < 4 * chunk_latent) std::snprintf(cell, sizeof cell, " %.2f |", chunk_fps(*s, chunk_latent));
+      else if (at - frame < std::max<int64_t>(s->chunk_video_frames, 1)) std::snprintf(cell, sizeof cell, " %.2f |", chunk_fps(*s, chunk_latent));
       else std::snprintf(cell, sizeof cell, " %.2f (at %lld) |", chunk_fps(*s, chunk_latent), static_cast<long long>(at));  // sparse samples
       out << cell;
     }
@@ -280,7 +279,9 @@ std::vector<PolicyRun> read_runs_csv(const std::string& path) {
     try {
       s.chunk = std::stoll(cells[1]);
       s.latent_frames = std::stoll(cells[2]);
+      s.video_frames = std::stoll(cells[3]);
       s.ms = std::stod(cells[4]);
+      s.chunk_video_frames = std::llround(std::stod(cells[5]) * s.ms / 1000.0);  // video_fps × chunk seconds
       s.mem_in_use = std::stoll(cells[6]);
       s.mem_peak = std::stoll(cells[7]);
       s.cache_bytes = std::stoll(cells[8]);
@@ -392,6 +393,9 @@ int run_bench_rollout(int argc, char** argv) {
     FASTAR_CHECK(!bp.annsa || bp.base != "arl2", "fastar bench rollout: annsa wraps dense, window or tempcache, not arl2");
   }
   const int64_t report_every = args.get_int("report-every", 10, 0, INT64_MAX);
+  // A pixel-space model (RGB in, no VAE: the world model) outputs one frame per latent frame; a Wan
+  // latent becomes 4 video frames (the first 1).
+  const int64_t frames_per_latent = c.in_dim == 3 ? 1 : 4;
   std::ostringstream header;
   header << "fastar bench rollout — " << model_name << ", latent " << rollout_config.latent_height << "x"
          << rollout_config.latent_width << ", " << chunk_latent << " latent frames per chunk, "
@@ -425,9 +429,12 @@ int run_bench_rollout(int argc, char** argv) {
     PolicyRun run;
     run.policy = policy;
     std::fprintf(stderr, "%s: %lld latent frames (%lld video frames) on the %s\n", policy.c_str(),
-                 static_cast<long long>(chunks * chunk_latent), static_cast<long long>(video_frames_of(chunks * chunk_latent)),
-                 device.c_str());
-    auto observe = [&](const ChunkSample& s) {
+                 static_cast<long long>(chunks * chunk_latent),
+                 static_cast<long long>(video_frames_of(chunks * chunk_latent, frames_per_latent)), device.c_str());
+    auto observe = [&](const ChunkSample& sample) {
+      ChunkSample s = sample;
+      s.video_frames = video_frames_of(s.latent_frames, frames_per_latent);
+      s.chunk_video_frames = s.video_frames - video_frames_of(s.latent_frames - chunk_latent, frames_per_latent);
       run.samples.push_back(s);
       if (report_every > 0 && (s.chunk + 1) % report_every == 0 && s.chunk + 1 < chunks) {  // the report so far
         std::vector<PolicyRun> so_far = runs;
@@ -438,7 +445,7 @@ int run_bench_rollout(int argc, char** argv) {
       }
       if (s.chunk % 10 == 0 || s.chunk + 1 == chunks)
         std::fprintf(stderr, "  %s chunk %lld: video frame %lld, %.1f ms, %.2f frames/s, memory %.2f GB, policy %.3f GB\n",
-                     policy.c_str(), static_cast<long long>(s.chunk), static_cast<long long>(video_frames_of(s.latent_frames)),
+                     policy.c_str(), static_cast<long long>(s.chunk), static_cast<long long>(s.video_frames),
                      s.ms, chunk_fps(s, chunk_latent), s.mem_in_use / 1e9, s.cache_bytes / 1e9);
       return true;
     };
