@@ -18,8 +18,7 @@
 #              quant), ARL² with its 8 dense layers to
 #              LONG_ARL2_FRAMES (default 240 = 957 video frames, ARL²'s 921-frame comparison; 0 skips), the
 #              trained world model (dense, window, tempcache, tempcache+window) to LONG_SMALL_FRAMES
-#              (default 3000: its frames are latent frames, no VAE — the report's "video frame" columns
-#              count 1 + 4·(N − 1) for it too; 0 skips), and
+#              (default 3000 frames: a pixel-space model, one frame per latent frame; 0 skips), and
 #              one chunk forward of PyTorch dense (LONG_DEPTHS) and fastar dense (LONG_FASTAR_DEPTHS) at
 #              deep caches until they no longer fit (default 180,210,240,270 latent frames; empty skips).
 #              All of it is more than one 10-minute device call: run the bounded policies in one
