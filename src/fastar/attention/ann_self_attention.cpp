@@ -82,6 +82,15 @@ const char* annsa_buckets_name(AnnSaBuckets buckets) {
   return buckets == AnnSaBuckets::lsh ? "lsh" : "prompt";
 }
 
+LshParams annsa_lsh_params(const AnnSaOptions& options, int64_t head_dim) {
+  LshParams lsh;
+  lsh.dim = head_dim;
+  lsh.tables = 1;
+  lsh.bits = options.bits;
+  lsh.seed = options.seed;
+  return lsh;
+}
+
 void AnnSaOptions::validate() const {
   FASTAR_CHECK(bits >= 1 && bits <= 16, "annsa: LSH bits must be in [1, 16] (2^bits buckets), got " << bits);
   FASTAR_CHECK(block_q > 0 && block_k > 0, "annsa: block sizes must be positive, got " << block_q << " x " << block_k);
@@ -104,12 +113,7 @@ AnnSaMemory::AnnSaMemory(std::unique_ptr<CrossFrameMemory> inner, int64_t layers
                                                       << "': it does not expose its cached keys; combine annsa with "
                                                          "dense, window or tempcache");
   if (options_.buckets == AnnSaBuckets::lsh) {
-    LshParams lsh;
-    lsh.dim = head_dim;
-    lsh.tables = 1;
-    lsh.bits = options_.bits;
-    lsh.seed = options_.seed;
-    hasher_ = std::make_unique<LshHasher>(lsh);
+    hasher_ = std::make_unique<LshHasher>(annsa_lsh_params(options_, head_dim));
     num_buckets_ = 1u << options_.bits;
   } else {
     FASTAR_CHECK(board_, "annsa with prompt-anchored buckets needs annca in the same policy (e.g. dense+annsa+annca)");

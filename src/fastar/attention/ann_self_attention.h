@@ -95,6 +95,10 @@ struct AnnSaOptions {
   void validate() const;
 };
 
+// The LSH of shared-space buckets (AnnSaBuckets::lsh): one table of `bits` random directions in the
+// head's space, from the options' seed. The CPU and the GPU policy both hash with it, so their labels agree.
+LshParams annsa_lsh_params(const AnnSaOptions& options, int64_t head_dim);
+
 class AnnSaMemory : public CrossFrameMemory {
  public:
   // inner: the cache policy (must expose cached_kv). board: required for AnnSaBuckets::prompt

@@ -83,13 +83,8 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
   block_index_ = static_cast<int32_t*>(alloc(heads * q_blocks * k_blocks * 4));
   counters_ = static_cast<unsigned long long*>(alloc(layers * 2 * 8));
 
-  // The CPU's projections (AnnSaMemory: one table, `bits` directions, the options' seed).
-  LshParams lsh;
-  lsh.dim = hd;
-  lsh.tables = 1;
-  lsh.bits = options_.bits;
-  lsh.seed = options_.seed;
-  const LshHasher hasher(lsh);
+  // The CPU's projections (AnnSaMemory's hasher).
+  const LshHasher hasher(annsa_lsh_params(options_, hd));
   FASTAR_ANNSA_CUDA_OK(cudaMemcpy(projections_, hasher.projections(), static_cast<size_t>(options_.bits * hd * 4),
                                   cudaMemcpyHostToDevice));
   sparse_calls_.assign(static_cast<size_t>(layers), 0);
