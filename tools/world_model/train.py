@@ -195,25 +195,40 @@ class Trainer:
         return total / self.n_val
 
 
-def save_checkpoint(path, model, ema, opt, step, elapsed, config, vocab, args):
+def atomic_save(path, state):
+    """torch.save that never leaves half a file at `path` (written beside it, then renamed)."""
     tmp = path + ".tmp"
-    torch.save(dict(model=model.state_dict(), ema=ema.shadow, opt=opt.state_dict(), step=step, elapsed=elapsed,
-                    config=config, vocab=vocab, args=vars(args)), tmp)
+    torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def save_checkpoint(path, model, ema, opt, step, elapsed, config, vocab, args):
+    atomic_save(path, dict(model=model.state_dict(), ema=ema.shadow, opt=opt.state_dict(), step=step, elapsed=elapsed,
+                           config=config, vocab=vocab, args=vars(args)))
+
+
+def start_run(args):
+    """What every training run does first (train.py, train_hybrid.py): seed, TF32 on CUDA, the output folder."""
     torch.manual_seed(args.seed)
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     os.makedirs(args.out, exist_ok=True)
+
+
+def load_or_generate_dataset(args):
+    """--dataset, or OUT/dataset.safetensors generated with `fastar world dataset` when absent → (path, data)."""
     dataset = args.dataset or os.path.join(args.out, "dataset.safetensors")
     if not os.path.exists(dataset):
         secs = world_data.generate_dataset(args.fastar, args.clips, args.data_frames, args.data_seed, dataset)
         print(f"dataset: generated in {secs:.1f} s", flush=True)
-    data = world_data.load_dataset(dataset)
+    return dataset, world_data.load_dataset(dataset)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start_run(args)
+    dataset, data = load_or_generate_dataset(args)
     vocab = data["vocab"]
     print(f"dataset: {dataset}: {tuple(data['frames'].shape)} frames, vocab {len(vocab)}", flush=True)
 

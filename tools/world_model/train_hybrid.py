@@ -34,7 +34,6 @@ import export  # noqa: E402
 import hybrid  # noqa: E402
 import train  # noqa: E402
 import wan_torch  # noqa: E402
-import world_data  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -160,26 +159,12 @@ def make_optimizer(params, lr):
                              lr=lr, betas=(0.9, 0.99), eps=1e-8)
 
 
-def save_checkpoint(path, state):
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     args = parse_args(argv)
-    torch.manual_seed(args.seed)
-    if args.device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    os.makedirs(args.out, exist_ok=True)
+    train.start_run(args)
     teacher, vocab = export.load_model_folder(args.teacher, args.device)
     teacher.requires_grad_(False)
-    dataset = args.dataset or os.path.join(args.out, "dataset.safetensors")
-    if not os.path.exists(dataset):
-        secs = world_data.generate_dataset(args.fastar, args.clips, args.data_frames, args.data_seed, dataset)
-        print(f"dataset: generated in {secs:.1f} s", flush=True)
-    data = world_data.load_dataset(dataset)
+    _, data = train.load_or_generate_dataset(args)
     assert data["vocab"] == vocab, "the dataset's vocabulary differs from the teacher's"
 
     resume = torch.load(args.resume, map_location="cpu", weights_only=False) if args.resume else None
@@ -211,9 +196,9 @@ def main(argv=None):
     gen = torch.Generator(device=args.device).manual_seed(args.seed + step)
 
     def checkpoint(stage_now, opt, opt_stage):
-        save_checkpoint(ckpt_path, dict(model=student.state_dict(), ema=ema.shadow if ema else None, stage=stage_now,
-                                        step=step, elapsed=elapsed + time.time() - run_start, opt=opt.state_dict(),
-                                        opt_stage=opt_stage, config=student.config, vocab=vocab, args=vars(args)))
+        train.atomic_save(ckpt_path, dict(model=student.state_dict(), ema=ema.shadow if ema else None, stage=stage_now,
+                                          step=step, elapsed=elapsed + time.time() - run_start, opt=opt.state_dict(),
+                                          opt_stage=opt_stage, config=student.config, vocab=vocab, args=vars(args)))
 
     for st in (1, 2):
         if st < stage or budgets[st] <= 0:
@@ -280,8 +265,8 @@ def main(argv=None):
     if ema:
         final = copy.deepcopy(student)
         final.load_state_dict({k: v.to(next(student.parameters()).dtype) for k, v in ema.shadow.items()})
-        save_checkpoint(ckpt_path, {**torch.load(ckpt_path, map_location="cpu", weights_only=False),
-                                    "ema": ema.shadow})
+        train.atomic_save(ckpt_path, {**torch.load(ckpt_path, map_location="cpu", weights_only=False),
+                                      "ema": ema.shadow})
     val = dist.val(final)
     total = elapsed + time.time() - run_start
     print(f"done: step {step}, {total / 60:.2f} min; val distillation loss {val:.5f} (EMA); checkpoint {ckpt_path}",
