@@ -141,7 +141,7 @@ std::unique_ptr<CrossFrameMemory> make_cpu_memory(const BenchPolicy& policy, con
 
 
 // Video frames per second of a chunk: the chunk's new video frames over its wall time.
-double chunk_fps(const ChunkSample& s, int64_t /*chunk_latent*/) {
+double chunk_fps(const ChunkSample& s) {
   return static_cast<double>(s.chunk_video_frames) / (s.ms / 1000.0);
 }
 
@@ -152,26 +152,26 @@ const ChunkSample* sample_at(const PolicyRun& run, int64_t frame) {
   return nullptr;
 }
 
-std::string csv_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent) {
+std::string csv_of(const std::vector<PolicyRun>& runs) {
   std::ostringstream out;
   out << "policy,chunk,latent_frames,video_frames,chunk_ms,video_fps,mem_in_use_bytes,mem_peak_bytes,cache_bytes\n";
   for (const PolicyRun& run : runs)
     for (const ChunkSample& s : run.samples)
       out << run.policy << ',' << s.chunk << ',' << s.latent_frames << ',' << s.video_frames << ','
-          << s.ms << ',' << chunk_fps(s, chunk_latent) << ',' << s.mem_in_use << ',' << s.mem_peak << ',' << s.cache_bytes
+          << s.ms << ',' << chunk_fps(s) << ',' << s.mem_in_use << ',' << s.mem_peak << ',' << s.cache_bytes
           << '\n';
   return out.str();
 }
 
 // Two stacked line plots: video frames/s and memory in use (GB) against the video frame index.
-std::string svg_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent, const std::string& title) {
+std::string svg_of(const std::vector<PolicyRun>& runs, const std::string& title) {
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
   const double width = 760, panel = 260, left = 70, right = 180, top = 40, gap = 60;
   double max_x = 1, max_fps = 1e-9, max_mem = 1e-9;
   for (const PolicyRun& run : runs)
     for (const ChunkSample& s : run.samples) {
       max_x = std::max<double>(max_x, static_cast<double>(s.video_frames));
-      max_fps = std::max(max_fps, chunk_fps(s, chunk_latent));
+      max_fps = std::max(max_fps, chunk_fps(s));
       max_mem = std::max(max_mem, s.mem_in_use / 1e9);
     }
   std::ostringstream out;
@@ -204,7 +204,7 @@ std::string svg_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent, con
       out << "'/>\n";
     }
   };
-  panel_of(top, max_fps * 1.1, "video frames / s", [&](const ChunkSample& s) { return chunk_fps(s, chunk_latent); });
+  panel_of(top, max_fps * 1.1, "video frames / s", [&](const ChunkSample& s) { return chunk_fps(s); });
   panel_of(top + panel + gap, max_mem * 1.1, "memory in use (GB)", [&](const ChunkSample& s) { return s.mem_in_use / 1e9; });
   out << "<text x='" << left + (width - left - right) / 2 << "' y='" << height - 8
       << "' text-anchor='middle'>video frame (Wan VAE: 1 + 4 per latent frame after the first; pixel-space models: the frame)</text>\n";
@@ -216,7 +216,7 @@ std::string svg_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent, con
   return out.str();
 }
 
-std::string markdown_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent, const std::string& header) {
+std::string markdown_of(const std::vector<PolicyRun>& runs, const std::string& header) {
   std::ostringstream out;
   out << header << "\n\n";
   out << "| policy | video frames reached | frames/s at 100 | at 1000 | at 3000 | peak memory GB | policy memory GB (last) |"
@@ -249,8 +249,8 @@ std::string markdown_of(const std::vector<PolicyRun>& runs, int64_t chunk_latent
       char cell[48];
       const int64_t at = s ? s->video_frames : 0;
       if (!s) std::snprintf(cell, sizeof cell, " — |");
-      else if (at - frame < std::max<int64_t>(s->chunk_video_frames, 1)) std::snprintf(cell, sizeof cell, " %.2f |", chunk_fps(*s, chunk_latent));
-      else std::snprintf(cell, sizeof cell, " %.2f (at %lld) |", chunk_fps(*s, chunk_latent), static_cast<long long>(at));  // sparse samples
+      else if (at - frame < std::max<int64_t>(s->chunk_video_frames, 1)) std::snprintf(cell, sizeof cell, " %.2f |", chunk_fps(*s));
+      else std::snprintf(cell, sizeof cell, " %.2f (at %lld) |", chunk_fps(*s), static_cast<long long>(at));  // sparse samples
       out << cell;
     }
     char cell[128];
@@ -312,10 +312,10 @@ int run_bench_rollout(int argc, char** argv) {
   FASTAR_CHECK(args.positional().empty(), "fastar bench rollout: unexpected argument '" << args.positional()[0] << "'");
   const std::string out = args.get("out", "bench-rollout");
   // Writes PREFIX.csv/.svg/.md for `runs` (atomically: a reader never sees half a report).
-  auto write_report = [&](const std::vector<PolicyRun>& runs, int64_t chunk_latent, const std::string& header) {
-    write_file_atomically(out + ".csv", csv_of(runs, chunk_latent));
-    write_file_atomically(out + ".svg", svg_of(runs, chunk_latent, header));
-    const std::string summary = markdown_of(runs, chunk_latent, header);
+  auto write_report = [&](const std::vector<PolicyRun>& runs, const std::string& header) {
+    write_file_atomically(out + ".csv", csv_of(runs));
+    write_file_atomically(out + ".svg", svg_of(runs, header));
+    const std::string summary = markdown_of(runs, header);
     write_file_atomically(out + ".md", summary);
     return summary;
   };
@@ -330,8 +330,7 @@ int run_bench_rollout(int argc, char** argv) {
     }
     for (PolicyRun& run : baseline) runs.push_back(std::move(run));
     FASTAR_CHECK(!runs.empty(), "fastar bench rollout: --from-csv: no runs in " << sources);
-    const int64_t chunk_latent = args.get_int("chunk-frames", 3, 1, 1024);
-    const std::string summary = write_report(runs, chunk_latent, "fastar bench rollout — from " + sources);
+    const std::string summary = write_report(runs, "fastar bench rollout — from " + sources);
     std::fputs(summary.c_str(), stdout);
     std::fprintf(stderr, "wrote %s.csv, %s.svg, %s.md\n", out.c_str(), out.c_str(), out.c_str());
     return 0;
@@ -440,13 +439,13 @@ int run_bench_rollout(int argc, char** argv) {
         std::vector<PolicyRun> so_far = runs;
         so_far.push_back(run);
         so_far.insert(so_far.end(), baseline.begin(), baseline.end());
-        write_report(so_far, chunk_latent, header.str() + " (in progress: " + policy + " at chunk " +
-                                               std::to_string(s.chunk + 1) + " of " + std::to_string(chunks) + ")");
+        write_report(so_far, header.str() + " (in progress: " + policy + " at chunk " +
+                                   std::to_string(s.chunk + 1) + " of " + std::to_string(chunks) + ")");
       }
       if (s.chunk % 10 == 0 || s.chunk + 1 == chunks)
         std::fprintf(stderr, "  %s chunk %lld: video frame %lld, %.1f ms, %.2f frames/s, memory %.2f GB, policy %.3f GB\n",
                      policy.c_str(), static_cast<long long>(s.chunk), static_cast<long long>(s.video_frames),
-                     s.ms, chunk_fps(s, chunk_latent), s.mem_in_use / 1e9, s.cache_bytes / 1e9);
+                     s.ms, chunk_fps(s), s.mem_in_use / 1e9, s.cache_bytes / 1e9);
       return true;
     };
     if (device == "cuda") {
@@ -487,7 +486,7 @@ int run_bench_rollout(int argc, char** argv) {
   }
 
   for (PolicyRun& run : baseline) runs.push_back(std::move(run));
-  const std::string summary = write_report(runs, chunk_latent, header.str());
+  const std::string summary = write_report(runs, header.str());
   std::fputs(summary.c_str(), stdout);
   std::fprintf(stderr, "wrote %s.csv, %s.svg, %s.md\n", out.c_str(), out.c_str(), out.c_str());
   return 0;
