@@ -21,7 +21,8 @@ namespace fastar::cuda {
 namespace {
 
 constexpr const char* kMemoryHint =
-    "AnnSA keeps a sorted copy of one layer's cache: bound the cache with --window or lower --frames";
+    "AnnSA keeps a bucket-sorted copy of each sparse layer's cache: bound the cache with --window, lower --frames "
+    "or sparsify fewer layers (--ann-layers)";
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -72,16 +73,28 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
   q_order_ = static_cast<int32_t*>(alloc(heads * max_call_tokens * 4));
   k_order_ = static_cast<int32_t*>(alloc(heads * max_key_rows_ * 4));
   q_offsets_ = static_cast<int32_t*>(alloc(heads * (nbt + 1) * 4));
-  k_offsets_ = static_cast<int32_t*>(alloc(heads * (nbt + 1) * 4));
   q_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * q_pad * hd * 2));
   o_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * q_pad * hd * 2));
-  k_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
-  v_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
-  bias_sorted_ = static_cast<float*>(alloc(heads * k_pad * 4));
   lse_sorted_ = static_cast<float*>(alloc(heads * q_pad * 4));
   block_offsets_ = static_cast<int32_t*>(alloc((heads * q_blocks + 1) * 4));
   block_index_ = static_cast<int32_t*>(alloc(heads * q_blocks * k_blocks * 4));
   counters_ = static_cast<unsigned long long*>(alloc(layers * 2 * 8));
+  // Sorted copies of the keys: one per sparse layer (own keys dense: the cache changes only at commits),
+  // or one scratch copy refilled per call (own keys bucketed). Sized for max_key_rows_: after the last
+  // commit a full cache holds up to its capacity.
+  const bool own_dense = options_.own_keys == AnnSaOwnKeys::dense;
+  sorted_rows_ = max_key_rows_;
+  sorted_.resize(own_dense ? static_cast<size_t>(layers) : 1);
+  for (int64_t i = 0; i < static_cast<int64_t>(sorted_.size()); ++i) {
+    if (own_dense && !options_.schedule.layer_is_sparse(i)) continue;
+    const int64_t before = scratch_bytes();
+    SortedKeys& sk = sorted_[static_cast<size_t>(i)];
+    sk.k = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
+    sk.v = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
+    sk.bias = static_cast<float*>(alloc(heads * k_pad * 4));
+    sk.offsets = static_cast<int32_t*>(alloc(heads * (nbt + 1) * 4));
+    if (own_dense) sorted_copy_bytes_ += scratch_bytes() - before;
+  }
 
   // The CPU's projections (AnnSaMemory's hasher).
   const LshHasher hasher(annsa_lsh_params(options_, hd));
@@ -91,6 +104,8 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
   dense_calls_.assign(static_cast<size_t>(layers), 0);
   version_ = next_memory_layout_version();
   seen_inner_version_ = inner_->layout_version();
+  sort_cached_keys(nullptr);  // the cache as it is now (normally empty)
+  FASTAR_ANNSA_CUDA_OK(cudaStreamSynchronize(nullptr));
 }
 
 int64_t CudaAnnSaMemory::scratch_bytes() const {
@@ -131,7 +146,48 @@ void CudaAnnSaMemory::begin(const CudaMemoryCall& call) {
 
 void CudaAnnSaMemory::commit(cudaStream_t stream) {
   inner_->commit(stream);
+  sort_cached_keys(stream);
   refresh_version();
+}
+
+void CudaAnnSaMemory::sort_cached_keys(cudaStream_t stream) {
+  if (options_.own_keys != AnnSaOwnKeys::dense) return;
+  for (int64_t layer = 0; layer < layers_; ++layer) {
+    if (!options_.schedule.layer_is_sparse(layer)) continue;
+    CudaCachedKeys c;
+    FASTAR_ASSERT(inner_->cached_keys(layer, &c), "annsa (GPU): the wrapped memory stopped exposing its cache");
+    sort_keys(c, c.rows, sorted_[static_cast<size_t>(layer)], stream);
+  }
+}
+
+void CudaAnnSaMemory::sort_keys(const CudaCachedKeys& c, int64_t keys, SortedKeys& dst, cudaStream_t stream) {
+  FASTAR_ASSERT(keys <= sorted_rows_, "annsa (GPU): the wrapped cache outgrew its capacity");
+  const int nb = num_buckets_, nbt = nb + 1;
+  const int64_t hd = head_dim_;
+  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(c.k, keys, heads_, hd, c.row_stride, hd, projections_, 0, options_.bits,
+                                           c.key_bias, c.key_bias_head_stride, static_cast<uint32_t>(nb), k_labels_,
+                                           max_key_rows_, stream));
+  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(k_labels_, max_key_rows_, keys, heads_, nbt, k_order_, max_key_rows_, dst.offsets, stream));
+  AnnGatherArgs gk;
+  gk.src[0] = c.k;
+  gk.src[1] = c.v;
+  gk.dst[0] = dst.k;
+  gk.dst[1] = dst.v;
+  gk.src_row_stride = c.row_stride;
+  gk.src_head_stride = hd;
+  gk.order = k_order_;
+  gk.order_head_stride = max_key_rows_;
+  gk.valid = dst.offsets + nb;  // the real buckets' end: excluded keys are not gathered
+  gk.valid_head_stride = nbt + 1;
+  gk.src_bias = c.key_bias;
+  gk.src_bias_head_stride = c.key_bias_head_stride;
+  gk.dst_bias = dst.bias;
+  gk.rows = keys;
+  gk.rows_pad = round_up(keys, options_.block_k);
+  gk.heads = heads_;
+  gk.head_dim = hd;
+  FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gk, stream));
+  dst.rows = keys;
 }
 
 void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream,
@@ -158,12 +214,7 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   }
   FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(q, n, heads_, hd, d, hd, projections_, 0, options_.bits, nullptr, 0,
                                            static_cast<uint32_t>(nb), q_labels_, max_call_tokens_, stream));
-  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(c.k, keys, heads_, hd, c.row_stride, hd, projections_, 0, options_.bits,
-                                           c.key_bias, c.key_bias_head_stride, static_cast<uint32_t>(nb), k_labels_,
-                                           max_key_rows_, stream));
   FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(q_labels_, max_call_tokens_, n, heads_, nbt, q_order_, max_call_tokens_, q_offsets_, stream));
-  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(k_labels_, max_key_rows_, keys, heads_, nbt, k_order_, max_key_rows_, k_offsets_, stream));
-
   AnnGatherArgs gq;
   gq.src[0] = q;
   gq.dst[0] = q_sorted_;
@@ -176,29 +227,16 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   gq.heads = heads_;
   gq.head_dim = hd;
   FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gq, stream));
-  AnnGatherArgs gk;
-  gk.src[0] = c.k;
-  gk.src[1] = c.v;
-  gk.dst[0] = k_sorted_;
-  gk.dst[1] = v_sorted_;
-  gk.src_row_stride = c.row_stride;
-  gk.src_head_stride = hd;
-  gk.order = k_order_;
-  gk.order_head_stride = max_key_rows_;
-  gk.valid = k_offsets_ + nb;  // the real buckets' end: excluded keys are not gathered
-  gk.valid_head_stride = nbt + 1;
-  gk.src_bias = c.key_bias;
-  gk.src_bias_head_stride = c.key_bias_head_stride;
-  gk.dst_bias = bias_sorted_;
-  gk.rows = keys;
-  gk.rows_pad = k_pad;
-  gk.heads = heads_;
-  gk.head_dim = hd;
-  FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gk, stream));
+  // The keys in bucket order: the layer's copy sorted at the last commit, or (own keys bucketed) the
+  // cached and own keys sorted now.
+  SortedKeys& sk = sorted_[own_dense ? static_cast<size_t>(layer) : 0];
+  if (!own_dense) sort_keys(c, keys, sk, stream);
+  FASTAR_ASSERT(sk.rows == keys, "annsa (GPU): the cache changed since its keys were sorted (" << sk.rows << " sorted, "
+                                                                                               << keys << " now)");
 
   AnnPlanArgs plan;
   plan.q_offsets = q_offsets_;
-  plan.k_offsets = k_offsets_;
+  plan.k_offsets = sk.offsets;
   plan.offsets_head_stride = nbt + 1;
   plan.num_buckets = nb;
   plan.heads = heads_;
@@ -216,8 +254,8 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   // One block-sparse launch over the stacked heads: one "head" of heads·q_pad queries and heads·k_pad keys.
   AttentionParams p;
   p.q = q_sorted_;
-  p.k = k_sorted_;
-  p.v = v_sorted_;
+  p.k = sk.k;
+  p.v = sk.v;
   p.o = o_sorted_;
   p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = hd;
   p.q_head_stride = p.k_head_stride = p.v_head_stride = p.o_head_stride = hd;
@@ -227,7 +265,7 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   p.kv_len = heads_ * k_pad;
   p.scale = scale;
   p.lse = lse_sorted_;
-  p.key_bias = bias_sorted_;
+  p.key_bias = sk.bias;
   p.block_offsets = block_offsets_;
   p.block_index = block_index_;
   p.block_q = bq;

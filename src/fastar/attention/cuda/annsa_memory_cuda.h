@@ -1,11 +1,18 @@
 // AnnSA on the GPU (ann_self_attention.h is the CPU reference; pipeline, layouts and differences in
 // docs/ann-attention-cuda.md): a CudaCrossFrameMemory that wraps the cache policy (CudaKvCache for
 // dense/window, CudaTempCacheMemory), reads its cached keys through cached_keys() and leaves storing
-// to it. Per sparse layer call, all heads at once, on the stream:
-//   own keys dense (default): dense attention of the chunk over its own keys, with lse  → out
-//   LSH labels of q and of the keys (cached, plus own when bucketed) → stable sort per head → gather
-//   q/k/v/bias per head in sorted order → CSR block plan (device) → ONE block-sparse attention over
-//   the stacked heads with lse → scatter back, merged with the own-keys part through the lse.
+// to it.
+//
+// The cached keys change only at commits, so with the chunk's own keys dense (the default) each sparse
+// layer keeps a bucket-sorted copy of its cache, rebuilt in commit() (outside the DiT's CUDA graphs):
+//   commit: LSH labels of the cached keys → stable sort per head → gather k/v/bias in sorted order
+// and every sparse call of the next chunk reuses it. Per sparse layer call, all heads at once:
+//   own keys dense: dense attention of the chunk over its own keys, with lse  → out
+//   LSH labels of q → stable sort per head → gather q → CSR block plan (device) against the sorted
+//   cache → ONE block-sparse attention over the stacked heads with lse → scatter back, merged with the
+//   own-keys part through the lse.
+// With own keys bucketed (--annsa-own-keys sparse) the call's keys join the cached ones, so the keys
+// are labelled, sorted and gathered on every call instead (one scratch copy).
 // The schedule is the CPU's: SparseSchedule on the call's timesteps (CudaMemoryCall::timesteps) and
 // the layer list; dense calls go to the wrapped policy unchanged.
 //
@@ -41,7 +48,8 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
   uint64_t layout_version() const override { return version_; }
   int64_t tokens_per_frame() const override { return inner_->tokens_per_frame(); }
   int64_t cached_frames() const override { return inner_->cached_frames(); }
-  int64_t bytes() const override { return inner_->bytes(); }
+  // The wrapped cache's bytes + the sorted copies of the cached keys (they live as long as the cache).
+  int64_t bytes() const override { return inner_->bytes() + sorted_copy_bytes_; }
   std::string describe() const override;
 
   // Per-layer density (executed / dense query–key products) over the sparse calls so far, and the
@@ -49,11 +57,24 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
   SparseStats stats() const;
   bool call_is_sparse() const { return sparse_call_; }
   CudaCrossFrameMemory& inner() { return *inner_; }
-  // Bytes of AnnSA's own scratch (sorted copies, labels, plan).
+  // Bytes of AnnSA's own buffers (sorted copies, labels, plan).
   int64_t scratch_bytes() const;
+  // Rebuilds every sparse layer's sorted copy of its cached keys (commit() calls it; public so that
+  // the benchmark can time it). No-op with own keys bucketed.
+  void sort_cached_keys(cudaStream_t stream);
 
  private:
+  // Keys in bucket order, per head: head h's rows at [h·rows_pad, (h+1)·rows_pad) of k/v/bias, bucket b
+  // at sorted positions [offsets[h·(nbt+1) + b], offsets[h·(nbt+1) + b + 1]); rows = the unsorted rows.
+  struct SortedKeys {
+    __nv_bfloat16 *k = nullptr, *v = nullptr;
+    float* bias = nullptr;
+    int32_t* offsets = nullptr;
+    int64_t rows = 0;
+  };
   void refresh_version();
+  // Labels, sorts and gathers rows [0, keys) of `c` into `dst` (keys ≤ the rows dst was sized for).
+  void sort_keys(const CudaCachedKeys& c, int64_t keys, SortedKeys& dst, cudaStream_t stream);
 
   std::unique_ptr<CudaCrossFrameMemory> inner_;
   int64_t layers_, heads_, head_dim_, max_call_tokens_;
@@ -64,16 +85,20 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
   uint64_t version_ = 0, seen_inner_version_ = 0;
   bool seen_sparse_ = false;
   int64_t max_key_rows_ = 0;  // keys of one head in the sparse part (cached capacity + own when bucketed)
+  int64_t sorted_rows_ = 0;   // rows of a sorted copy: the cache's capacity (own dense) or max_key_rows_
+  // own keys dense: one per layer (sparse layers only; the others stay empty), rebuilt at commit;
+  // own keys bucketed: one scratch copy, [0], rebuilt on every call.
+  std::vector<SortedKeys> sorted_;
+  int64_t sorted_copy_bytes_ = 0;
   std::vector<int64_t> sparse_calls_, dense_calls_;
   std::vector<std::shared_ptr<Storage>> buffers_;
   float* projections_ = nullptr;      // [bits, head_dim], LshHasher's
   float* own_lse_ = nullptr;          // [heads, max tokens]
   uint32_t *q_labels_ = nullptr, *k_labels_ = nullptr;  // [heads, max tokens] / [heads, max key rows]
   int32_t *q_order_ = nullptr, *k_order_ = nullptr;
-  int32_t *q_offsets_ = nullptr, *k_offsets_ = nullptr;  // [heads, num_buckets + 2]
+  int32_t* q_offsets_ = nullptr;                             // [heads, num_buckets + 2]
   __nv_bfloat16 *q_sorted_ = nullptr, *o_sorted_ = nullptr;  // [heads · q_pad, head_dim]
-  __nv_bfloat16 *k_sorted_ = nullptr, *v_sorted_ = nullptr;  // [heads · k_pad, head_dim]
-  float *bias_sorted_ = nullptr, *lse_sorted_ = nullptr;
+  float* lse_sorted_ = nullptr;
   int32_t *block_offsets_ = nullptr, *block_index_ = nullptr;
   unsigned long long* counters_ = nullptr;  // [layers, 2]: executed, dense products
 };
