@@ -286,5 +286,32 @@ TEST(Cli, BenchRolloutReportsAsItGoesAndReplotsCsvs) {
   EXPECT_TRUE(contains(missing.output, "cannot read")) << missing.output;
 }
 
+// The world model is benchmarked with a real prompt and a moving player (what TempCache and AnnSA see
+// in use); a rollout that ends less than a chunk short of frame 3000 (750 latent frames = 2997 video
+// frames) still fills the "at 3000" column, marked with the frame it reached.
+TEST(Cli, BenchRolloutPromptsActionsAndTheLastColumn) {
+  const std::string dir = testing::make_temp_dir("cli_bench_rollout_world");
+  Result r = run("bench rollout --frames 3 --policy window --prompt \"a red circle bounces .\" --actions RRL --out " + dir + "/w");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "prompt: \"a red circle bounces .\"")) << r.output;
+  Result bad_actions = run("bench rollout --frames 3 --policy window --actions RXL --out " + dir + "/x");
+  EXPECT_EQ(bad_actions.exit_code, 2);
+  EXPECT_TRUE(contains(bad_actions.output, "'X'")) << bad_actions.output;
+  Result no_encoder = run("bench rollout --model " + kGolden + " --frames 3 --prompt \"a red circle\" --out " + dir + "/y");
+  EXPECT_EQ(no_encoder.exit_code, 2);
+  EXPECT_TRUE(contains(no_encoder.output, "--prompt needs a model with its own text encoder")) << no_encoder.output;
+
+  std::ofstream csv(dir + "/long.csv");
+  csv << "policy,chunk,latent_frames,video_frames,chunk_ms,video_fps,mem_in_use_bytes,mem_peak_bytes,cache_bytes\n";
+  for (int chunk = 0; chunk < 250; ++chunk) {
+    const int latent = 3 * (chunk + 1), video = 1 + 4 * (latent - 1);
+    csv << "window," << chunk << ',' << latent << ',' << video << ",400,30,1,1,1\n";
+  }
+  csv.close();
+  Result table = run("bench rollout --from-csv " + dir + "/long.csv --out " + dir + "/long");
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_TRUE(contains(table.output, "| window | 2997 | 30.00 | 30.00 | 30.00 (at 2997) |")) << table.output;
+}
+
 }  // namespace
 }  // namespace fastar

@@ -30,12 +30,16 @@ struct ChunkSample {
 // Returns false to stop the rollout early.
 using ChunkObserver = std::function<bool(const ChunkSample&)>;
 
+// Per-chunk actions [chunk latent frames, action_dim] of action models (null for others).
+using ChunkActions = std::function<const Tensor*(int64_t chunk)>;
+
 // One policy's rollout on the GPU (attention/cuda/cuda_policies.h). Throws fastar::Error for
 // unknown policies or memory that does not fit; returns the latent frames it could allocate for
 // (a dense cache may fit fewer than asked: the rollout then stops there).
 #ifdef FASTAR_HAVE_CUDA
 int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config,
-                           const cuda::CudaPolicySpec& policy, int64_t chunks, const ChunkObserver& observe);
+                           const cuda::CudaPolicySpec& policy, int64_t chunks, const ChunkActions& chunk_actions,
+                           const ChunkObserver& observe);
 #endif
 
 // Output frames after `latent_frames` latent frames: 1 + 4·(latent − 1) for a Wan-VAE video

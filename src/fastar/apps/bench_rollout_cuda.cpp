@@ -26,7 +26,8 @@ int64_t device_bytes_in_use() {
 }  // namespace
 
 int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config,
-                           const cuda::CudaPolicySpec& policy, int64_t chunks, const ChunkObserver& observe) {
+                           const cuda::CudaPolicySpec& policy, int64_t chunks, const ChunkActions& chunk_actions,
+                           const ChunkObserver& observe) {
   const WanConfig& c = model.config();
   const int64_t chunk_frames = config.schedule.frames_per_chunk / c.patch_t;
   const int64_t tpf = (config.latent_height / c.patch_h) * (config.latent_width / c.patch_w);
@@ -63,7 +64,7 @@ int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const
     int64_t peak = 0;
     for (int64_t chunk = 0; chunk < ran_chunks; ++chunk) {
       const auto start = std::chrono::steady_clock::now();
-      rollout.next_chunk(/*commit=*/true);  // every chunk alike (PyTorch's baseline commits each one too)
+      rollout.next_chunk(/*commit=*/true, chunk_actions(chunk));  // every chunk committed (PyTorch's too)
       ChunkSample s;
       s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       s.chunk = chunk;

@@ -28,7 +28,9 @@
 #include "fastar/core/atomic_file.h"
 #include "fastar/core/error.h"
 #include "fastar/core/text.h"
+#include "fastar/model/text_encoder.h"
 #include "fastar/model/wan_weights.h"
+#include "fastar/world/actions.h"
 
 #ifndef FASTAR_DEFAULT_MODEL
 #define FASTAR_DEFAULT_MODEL ""
@@ -45,6 +47,10 @@ const std::vector<OptionSpec> kSpecs = {
     {"model", "PATH", "model folder (config.json + safetensors)", "the model shipped with fastar"},
     {"shape", "NAME", "a published model's shapes with random weights instead of --model: wan2.1-1.3b", ""},
     {"random-weights", "SEED", "random weights for the model's config", "0 with --shape"},
+    {"prompt", "TEXT", "models with their own text encoder (the world model): the prompt",
+     "\"a red circle bounces . a blue square drifts left .\"; other models: the all-zero embedding"},
+    {"actions", "STR", "world models: per-frame actions (. U D L R, rest none)",
+     "the training data's random player (runs of 2-8 frames, seed 1)"},
     {"frames", "N", "latent frames to roll out per policy (video frames = 1 + 4·(N − 1))", "30"},
     {"policy", "LIST", "comma-separated policies: dense, window, tempcache, tempcache+window, arl2, arl2+window; on --device cuda also any of the first four with +annsa (e.g. tempcache+window+annsa)", "dense,window"},
     {"tempcache-threshold", "T", "tempcache: merge when cosine >= T", "0.9"},
@@ -146,9 +152,13 @@ double chunk_fps(const ChunkSample& s) {
 }
 
 // The sample of the chunk that produced video frame `frame` (nullptr when the run ended before it).
+// The sample of the chunk that generated video frame `frame`; a run that ended less than one chunk
+// short of it (750 latent frames are 2997 video frames) gives its last chunk.
 const ChunkSample* sample_at(const PolicyRun& run, int64_t frame) {
   for (const ChunkSample& s : run.samples)
     if (s.video_frames >= frame) return &s;
+  if (!run.samples.empty() && run.samples.back().video_frames + std::max<int64_t>(run.samples.back().chunk_video_frames, 1) > frame)
+    return &run.samples.back();
   return nullptr;
 }
 
@@ -249,8 +259,8 @@ std::string markdown_of(const std::vector<PolicyRun>& runs, const std::string& h
       char cell[48];
       const int64_t at = s ? s->video_frames : 0;
       if (!s) std::snprintf(cell, sizeof cell, " — |");
-      else if (at - frame < std::max<int64_t>(s->chunk_video_frames, 1)) std::snprintf(cell, sizeof cell, " %.2f |", chunk_fps(*s));
-      else std::snprintf(cell, sizeof cell, " %.2f (at %lld) |", chunk_fps(*s), static_cast<long long>(at));  // sparse samples
+      else if (at >= frame && at - frame < std::max<int64_t>(s->chunk_video_frames, 1)) std::snprintf(cell, sizeof cell, " %.2f |", chunk_fps(*s));
+      else std::snprintf(cell, sizeof cell, " %.2f (at %lld) |", chunk_fps(*s), static_cast<long long>(at));  // sparse samples, or short of it
       out << cell;
     }
     char cell[128];
@@ -345,6 +355,7 @@ int run_bench_rollout(int argc, char** argv) {
   // Model: a checkpoint, or a published shape with random weights.
   std::unique_ptr<WanModel> model;
   std::string model_name;
+  std::string model_path;  // empty with --shape
   if (args.has("shape")) {
     FASTAR_CHECK(!args.has("model"), "fastar bench rollout: give --model or --shape, not both");
     const std::string shape = args.get("shape", "");
@@ -356,6 +367,7 @@ int run_bench_rollout(int argc, char** argv) {
     model_name = "Wan2.1-1.3B shapes, random weights";
   } else {
     const std::string path = args.get("model", FASTAR_DEFAULT_MODEL);
+    model_path = path;
     if (args.has("random-weights")) {
       std::string config_path = path;
       if (std::filesystem::is_directory(path)) config_path = locate_model_files(path).config;
@@ -400,9 +412,37 @@ int run_bench_rollout(int argc, char** argv) {
          << rollout_config.latent_width << ", " << chunk_latent << " latent frames per chunk, "
          << rollout_config.schedule.denoising_steps.size() << " steps + clean pass, device " << device;
 
-  const WanPrompt prompt = model->prepare_prompt(Tensor::zeros({c.text_len, c.text_dim}));
-  Tensor actions;
-  if (c.action_dim > 0) actions = Tensor::zeros({chunk_latent, c.action_dim});
+  // Prompt: a model with its own text encoder (the world model) encodes a real prompt (its attention
+  // then has the structure TempCache and AnnSA exploit); a Wan checkpoint gets the all-zero embedding.
+  const bool own_text_encoder = !model_path.empty() && TextEncoder::available(model_path);
+  FASTAR_CHECK(!args.has("prompt") || own_text_encoder,
+               "fastar bench rollout: --prompt needs a model with its own text encoder (the world model)");
+  Tensor context = Tensor::zeros({c.text_len, c.text_dim});
+  if (own_text_encoder) {
+    const std::string text = args.get("prompt", "a red circle bounces . a blue square drifts left .");
+    context = TextEncoder::load(model_path).encode(text);
+    std::fprintf(stderr, "prompt: \"%s\"\n", text.c_str());
+  }
+  const WanPrompt prompt = model->prepare_prompt(context);
+  // Actions, per chunk [chunk_latent, action_dim]: world models (5 one-hot actions) get --actions or
+  // the training data's random player; other action models all zeros. Every policy gets the same.
+  FASTAR_CHECK(!args.has("actions") || c.action_dim == world::kNumActions,
+               "fastar bench rollout: --actions needs a model with " << world::kNumActions << " one-hot actions");
+  std::vector<Tensor> actions;  // per chunk
+  if (c.action_dim > 0) {
+    const std::vector<uint8_t> per_frame = args.has("actions")
+                                               ? world::parse_actions(args.get("actions", ""), chunks * chunk_latent)
+                                               : world::sample_actions(1, chunks * chunk_latent);
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      actions.push_back(Tensor::zeros({chunk_latent, c.action_dim}));
+      if (c.action_dim != world::kNumActions) continue;
+      for (int64_t f = 0; f < chunk_latent; ++f)
+        actions.back().data<float>()[f * c.action_dim + per_frame[static_cast<size_t>(chunk * chunk_latent + f)]] = 1.0f;
+    }
+  }
+  auto chunk_actions = [&](int64_t chunk) -> const Tensor* {
+    return actions.empty() ? nullptr : &actions[static_cast<size_t>(chunk)];
+  };
   std::vector<PolicyRun> runs;
   const TempCacheOptions tempcache = bench_tempcache_options(args);
   std::unique_ptr<WanModel> hybrid;  // arl2 runs of a model without hybrid layers: the same config made hybrid
@@ -424,7 +464,7 @@ int run_bench_rollout(int argc, char** argv) {
     }
     FASTAR_CHECK(bp.base == "arl2" || run_model->config().hybrid_layers.empty(),
                  "fastar bench rollout: this model has hybrid layers; only the arl2 policies run it");
-    const WanPrompt run_prompt = run_model == model.get() ? prompt : run_model->prepare_prompt(Tensor::zeros({c.text_len, c.text_dim}));
+    const WanPrompt run_prompt = run_model == model.get() ? prompt : run_model->prepare_prompt(context);
     PolicyRun run;
     run.policy = policy;
     std::fprintf(stderr, "%s: %lld latent frames (%lld video frames) on the %s\n", policy.c_str(),
@@ -463,14 +503,14 @@ int run_bench_rollout(int argc, char** argv) {
         spec.annsa.block_q = 128;
         spec.annsa.schedule.dense_above_timestep = dense_phase_threshold(rollout_config.schedule.timesteps(), 0.3);
       }
-      run.latent_frames_possible = bench_rollout_cuda(*run_model, run_prompt, rollout_config, spec, chunks, observe);
+      run.latent_frames_possible = bench_rollout_cuda(*run_model, run_prompt, rollout_config, spec, chunks, chunk_actions, observe);
 #endif
     } else {
       std::unique_ptr<CrossFrameMemory> memory = make_cpu_memory(bp, *run_model, window, sink, tempcache);
       SelfForcingRollout rollout(*run_model, *memory, run_prompt, rollout_config);
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const auto start = std::chrono::steady_clock::now();
-        rollout.next_chunk(c.action_dim > 0 ? &actions : nullptr, /*commit=*/true);  // every chunk alike (PyTorch's too)
+        rollout.next_chunk(chunk_actions(chunk), /*commit=*/true);  // every chunk committed (PyTorch's too)
         ChunkSample s;
         s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
         s.chunk = chunk;
