@@ -14,16 +14,21 @@
 #     sparse   only the TempCache commit and AnnSA timings of `bench`
 #     long     the long-rollout report (issue 9): the bounded policies rolled out to LONG_FRAMES (default
 #              750 latent = 2997 video frames; LONG_POLICIES, default window,tempcache+window+annsa,
-#              arl2+window, empty skips; one run under LONG_TIMEOUT s, default 360; TempCache's search LONG_ANN, default
+#              arl2+window, empty skips; one run under LONG_TIMEOUT s, default 500; TempCache's search LONG_ANN, default
 #              quant), ARL² with its 8 dense layers to
 #              LONG_ARL2_FRAMES (default 240 = 957 video frames, ARL²'s 921-frame comparison; 0 skips), the
-#              trained world model (dense, window, tempcache, tempcache+window) to LONG_SMALL_FRAMES
-#              (default 3000 frames: a pixel-space model, one frame per latent frame; 0 skips), and
+#              trained world model (window, tempcache+window, tempcache, dense) to LONG_SMALL_FRAMES
+#              (default 3000 frames: a pixel-space model, one frame per latent frame; 0 skips; one run
+#              under LONG_SMALL_TIMEOUT s, default 200), and
 #              one chunk forward of PyTorch dense (LONG_DEPTHS) and fastar dense (LONG_FASTAR_DEPTHS) at
 #              deep caches until they no longer fit (default 180,210,240,270 latent frames; empty skips).
-#              All of it is more than one 10-minute device call: run the bounded policies in one
-#              (LONG_SMALL_FRAMES=0 LONG_ARL2_FRAMES=0 LONG_DEPTHS= LONG_FASTAR_DEPTHS=), the rest in another
-#              (LONG_POLICIES=).
+#              All of it is more than one 10-minute device call; three calls (H100, measured):
+#                LONG_SMALL_FRAMES=0 LONG_ARL2_FRAMES=0 LONG_DEPTHS= LONG_FASTAR_DEPTHS=   bounded policies, ~340 s
+#                LONG_POLICIES= LONG_SMALL_FRAMES=0                                      ARL², deep dense, ~130 s
+#                LONG_POLICIES= LONG_ARL2_FRAMES=0 LONG_DEPTHS= LONG_FASTAR_DEPTHS= LONG_SMALL_TIMEOUT=330
+#                                                                                         world model, ~330 s
+#              Add `build` to the first call on a fresh machine (or build build-device/ elsewhere with
+#              -DFASTAR_CUDA_ARCHS=90a and carry it: the binaries need only CUDA 13 and OpenBLAS).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-device-out}"
@@ -74,14 +79,15 @@ if has long; then
   # is rewritten every 10 chunks, so a run stopped by the timeout still leaves PREFIX.csv/.svg/.md.
   policies="${LONG_POLICIES-window,tempcache+window+annsa,arl2+window}"
   if [ -n "$policies" ]; then
-    timeout "${LONG_TIMEOUT:-360}" ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda \
+    timeout "${LONG_TIMEOUT:-500}" ./build-device/fastar bench rollout --shape wan2.1-1.3b --device cuda \
       --frames "${LONG_FRAMES:-750}" --policy "$policies" --window 9 --sink 3 --ann "${LONG_ANN:-quant}" \
       --report-every 10 --out "$out/long" 2>"$out/long.log" | tail -6 || { grep -E "chunk .*0:" "$out/long.log" | tail -4; tail -6 "$out/long.md"; }
   fi
   # The trained world model (real weights: TempCache merges), the same frame range.
   if [ "${LONG_SMALL_FRAMES:-3000}" -gt 0 ]; then
-    timeout 150 ./build-device/fastar bench rollout --model models/world-small --device cuda \
-      --frames "${LONG_SMALL_FRAMES:-3000}" --policy dense,window,tempcache,tempcache+window --window 9 --sink 0 \
+    # Bounded policies first: dense grows with every frame and may use up the time limit.
+    timeout "${LONG_SMALL_TIMEOUT:-200}" ./build-device/fastar bench rollout --model models/world-small --device cuda \
+      --frames "${LONG_SMALL_FRAMES:-3000}" --policy window,tempcache+window,tempcache,dense --window 9 --sink 0 \
       --report-every 10 --out "$out/long_small" 2>"$out/long_small.log" | tail -6 || tail -6 "$out/long_small.md"
   fi
   if [ "${LONG_ARL2_FRAMES:-240}" -gt 0 ]; then
