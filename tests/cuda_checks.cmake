@@ -10,6 +10,8 @@
 #   ./build/cuda_tempcache_check --bench  commit time per layer at Wan2.1-1.3B shapes, ~20k groups per head
 #   ./build/cuda_annsa_check              AnnSA's GPU kernels and CudaAnnSaMemory against the CPU AnnSA
 #   ./build/cuda_annsa_check --bench      AnnSA vs dense attention per layer at Wan2.1-1.3B shapes
+#   ./build/cuda_annca_check              AnnCA's GPU kernels and CudaAnnCrossAttention against the CPU AnnCA
+#   ./build/cuda_annca_check --bench      AnnCA vs dense cross-attention per layer at Wan2.1-1.3B shapes
 if(FASTAR_CUDA)
   add_executable(cuda_attention_check ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/attention_check.cu)
   target_link_libraries(cuda_attention_check PRIVATE fastar_lib)
@@ -21,6 +23,8 @@ if(FASTAR_CUDA)
   target_link_libraries(cuda_tempcache_check PRIVATE fastar_lib)
   add_executable(cuda_annsa_check ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/annsa_check.cpp)
   target_link_libraries(cuda_annsa_check PRIVATE fastar_lib)
+  add_executable(cuda_annca_check ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/annca_check.cpp)
+  target_link_libraries(cuda_annca_check PRIVATE fastar_lib)
 endif()
 if(FASTAR_CUDA)
   add_executable(cuda_dit_check ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda/dit_check.cpp)

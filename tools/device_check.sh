@@ -6,7 +6,7 @@
 #   tools/device_check.sh [build] [check] [bench] [sparse] [rollout] [long]   (no argument: build check bench)
 #     build    cmake + ninja of fastar and the GPU check programs (build-device/)
 #     check    correctness: attention (Hopper and mma.sync kernels), ops, DiT + rollouts + policies,
-#              gated delta rule, TempCache merge; exit 1 if any check fails
+#              gated delta rule, TempCache merge, AnnSA, AnnCA; exit 1 if any check fails
 #     bench    timings: GEMMs, attention vs SDPA, one chunk forward vs PyTorch eager at 0/21/60/120
 #              cached frames, TempCache forced densities, ARL² 22/30, GDN and TempCache commit kernels
 #     rollout  fastar bench rollout at Wan2.1-1.3B shapes (dense, window, tempcache+window, arl2) and
@@ -41,12 +41,12 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 if has build; then
   cmake -S . -B build-device -G Ninja -DFASTAR_TESTS=OFF -DFASTAR_VIDEO=OFF >"$out/configure.log" 2>&1 ||
     { tail -30 "$out/configure.log"; exit 1; }
-  ninja -C build-device fastar cuda_attention_check cuda_ops_check cuda_dit_check cuda_gdn_check cuda_tempcache_check cuda_annsa_check \
+  ninja -C build-device fastar cuda_attention_check cuda_ops_check cuda_dit_check cuda_gdn_check cuda_tempcache_check cuda_annsa_check cuda_annca_check \
     >"$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
 fi
 
 if has check; then
-  for check in attention ops dit gdn tempcache annsa; do
+  for check in attention ops dit gdn tempcache annsa annca; do
     # The attention check picks its kernels itself (Hopper, then FASTAR_ATTENTION=fa2); the others
     # inherit FASTAR_ATTENTION from the caller.
     if [ "$check" = attention ]; then runner=(env -u FASTAR_ATTENTION); else runner=(env); fi
@@ -64,6 +64,7 @@ if has bench; then
   ./build-device/cuda_gdn_check --bench 2>&1 | tee "$out/gdn_bench.log" | tail -6
   ./build-device/cuda_tempcache_check --bench 2>&1 | tee "$out/tempcache_bench.log" | tail -6
   ./build-device/cuda_annsa_check --bench 2>&1 | tee "$out/annsa_bench.log" | tail -14
+  ./build-device/cuda_annca_check --bench 2>&1 | tee "$out/annca_bench.log" | tail -10
   ./build-device/cuda_dit_check --bench 2>&1 | tee "$out/dit_bench.log" | grep -E "^\|"
   python3 tools/bench_torch_chunk.py --depths 0,21,60,120 --backend cudnn --compile none --repeats 10 2>&1 |
     tee "$out/torch_chunk.log" | tail -6

@@ -20,6 +20,34 @@ void AnnCaOptions::validate() const {
                "annca: label bits for AnnSA's prompt buckets must be in [1, bits=" << bits << "], got " << label_bits);
 }
 
+LshParams annca_lsh_params(const AnnCaOptions& options, int64_t head_dim) {
+  LshParams lsh;
+  lsh.dim = head_dim;
+  lsh.tables = options.tables;
+  lsh.bits = options.bits;
+  lsh.seed = options.seed;
+  return lsh;
+}
+
+bool annca_padding_identical(const float* k, const float* v, int64_t rows, int64_t valid_rows, int64_t width) {
+  if (valid_rows <= 0 || rows <= valid_rows) return false;
+  // The sink is exact only for identical padding rows (what zero context rows give). The GEMM that
+  // made them may round rows at different tile positions differently, so "identical" means equal to
+  // fp32 rounding (kPaddingTol of the row's largest entry); other trailing rows are dropped.
+  constexpr float kPaddingTol = 1e-5f;
+  auto rows_match = [&](const float* base, int64_t r) {
+    float scale = 0.0f, diff = 0.0f;
+    for (int64_t c = 0; c < width; ++c) {
+      scale = std::max(scale, std::fabs(base[valid_rows * width + c]));
+      diff = std::max(diff, std::fabs(base[r * width + c] - base[valid_rows * width + c]));
+    }
+    return diff <= kPaddingTol * scale;
+  };
+  for (int64_t r = valid_rows + 1; r < rows; ++r)
+    if (!rows_match(k, r) || !rows_match(v, r)) return false;
+  return true;
+}
+
 void annca_keep_lsh(const uint32_t* query_codes, int64_t q_rows, const uint32_t* key_codes, int64_t key_rows,
                     int tables, int bits, std::vector<uint8_t>* kept) {
   const size_t buckets = size_t{1} << bits;
@@ -72,12 +100,7 @@ AnnCrossAttention::AnnCrossAttention(int64_t layers, int64_t heads, int64_t head
     : layers_(layers), heads_(heads), head_dim_(head_dim), options_(std::move(options)), board_(board), stats_(layers) {
   options_.validate();
   if (options_.search == AnnSearch::lsh) {
-    LshParams lsh;
-    lsh.dim = head_dim;
-    lsh.tables = options_.tables;
-    lsh.bits = options_.bits;
-    lsh.seed = options_.seed;
-    hasher_ = std::make_unique<LshHasher>(lsh);
+    hasher_ = std::make_unique<LshHasher>(annca_lsh_params(options_, head_dim));
     if (board_) board_->set_num_labels(1u << options_.label_bits);
   }
 }
@@ -125,20 +148,8 @@ void AnnCrossAttention::attend(const CrossAttentionCall& call, const float* q, c
   std::vector<uint32_t> q_codes, labels(static_cast<size_t>(tpf * heads_));
   std::vector<uint8_t> kept;
   std::vector<int32_t> top1(static_cast<size_t>(tpf)), kept_rows;
-  // The sink is exact only for identical padding rows (what zero context rows give). The GEMM that
-  // made them may round rows at different tile positions differently, so "identical" means equal to
-  // fp32 rounding (kPaddingTol of the row's largest entry); other trailing rows are dropped.
-  constexpr float kPaddingTol = 1e-5f;
-  auto rows_match = [&](const float* base, int64_t r) {
-    float scale = 0.0f, diff = 0.0f;
-    for (int64_t c = 0; c < d; ++c) {
-      scale = std::max(scale, std::fabs(base[valid * d + c]));
-      diff = std::max(diff, std::fabs(base[r * d + c] - base[valid * d + c]));
-    }
-    return diff <= kPaddingTol * scale;
-  };
-  bool padding_identical = options_.padding_sink && valid > 0 && rows > valid;
-  for (int64_t r = valid + 1; padding_identical && r < rows; ++r) padding_identical = rows_match(k, r) && rows_match(v, r);
+  // The padding rows enter as one key only when identical (annca_padding_identical); otherwise dropped.
+  const bool padding_identical = options_.padding_sink && annca_padding_identical(k, v, rows, valid, d);
   std::vector<float> key_bias;
   std::vector<float> k_kept, v_kept, o_head(static_cast<size_t>(tpf * hd)), lse_sparse(static_cast<size_t>(tpf)),
       lse_dense(static_cast<size_t>(heads_ * tpf));

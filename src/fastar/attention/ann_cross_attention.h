@@ -50,6 +50,15 @@ struct AnnCaOptions {
   void validate() const;
 };
 
+// The LshParams of AnnCA's hasher (queries and prompt keys of one head): shared by the CPU AnnCrossAttention
+// and the GPU CudaAnnCrossAttention (attention/cuda/annca_cuda.h), so both draw the same projections.
+LshParams annca_lsh_params(const AnnCaOptions& options, int64_t head_dim);
+
+// True iff the prompt's padding rows [valid_rows, rows) can enter as ONE key with bias log(rows − valid_rows):
+// 0 < valid_rows < rows and every padding row of k AND v equals row valid_rows to fp32 rounding (each entry
+// within kPaddingTol = 1e-5 of that row's largest |entry|). k, v: [rows, width]. Shared by CPU and GPU AnnCA.
+bool annca_padding_identical(const float* k, const float* v, int64_t rows, int64_t valid_rows, int64_t width);
+
 // kept[p] = 1 iff prompt token p (< key_rows) shares a bucket with some query in some table.
 // query_codes: [q_rows, tables]; key_codes: [key_rows, tables]; codes < 2^bits.
 void annca_keep_lsh(const uint32_t* query_codes, int64_t q_rows, const uint32_t* key_codes, int64_t key_rows,
@@ -68,6 +77,7 @@ class AnnCrossAttention : public CrossAttentionPolicy {
   void attend(const CrossAttentionCall& call, const float* q, const float* k, const float* v, float* out) override;
   std::string describe() const override;
   const SparseStats& stats() const { return stats_; }
+  const AnnCaOptions& options() const { return options_; }
 
  private:
   struct PromptCodes {  // one layer's cached prompt-key codes, per head

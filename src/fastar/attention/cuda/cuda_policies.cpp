@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "fastar/attention/cuda/annca_cuda.h"
 #include "fastar/attention/cuda/annsa_memory_cuda.h"
 #include "fastar/attention/cuda/arl2_memory_cuda.h"
 #include "fastar/attention/cuda/kv_cache_cuda.h"
@@ -54,6 +55,14 @@ std::unique_ptr<CudaCrossFrameMemory> make_cuda_memory(const WanModel& model, co
   }
   FASTAR_FAIL("--device cuda: unknown or unsupported policy '" << spec.policy
                                                                << "'; GPU policies: dense, window, tempcache, arl2 (the first three optionally +annsa)");
+}
+
+std::unique_ptr<CudaCrossAttentionPolicy> make_cuda_cross_attention(const WanModel& model, const CudaPolicySpec& spec,
+                                                                   int64_t tokens_per_frame, int64_t chunk_frames) {
+  if (!spec.annca) return nullptr;
+  const WanConfig& c = model.config();
+  return std::make_unique<CudaAnnCrossAttention>(c.num_layers, c.num_heads, c.head_dim(), chunk_frames, tokens_per_frame,
+                                                 spec.annca_options);
 }
 
 }  // namespace fastar::cuda

@@ -1,14 +1,16 @@
 // Builds the GPU cross-frame memory for a policy (the GPU twin of the policy choice in
 // `fastar generate`): dense | window (sink + window) | tempcache (optionally bounded by window/sink)
 // | arl2 (hybrid layers; the others dense, or window when window >= 0); "+annsa" after dense, window or
-// tempcache wraps it in AnnSA (spec.annsa).
+// tempcache wraps it in AnnSA (spec.annsa); and the cross-attention policy (AnnCA, spec.annca).
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "fastar/attention/ann_cross_attention.h"
 #include "fastar/attention/ann_self_attention.h"
 #include "fastar/attention/tempcache.h"
+#include "fastar/model/cuda/cuda_cross_attention.h"
 #include "fastar/model/cuda/cuda_memory.h"
 #include "fastar/model/wan_dit.h"
 
@@ -21,6 +23,8 @@ struct CudaPolicySpec {
   TempCacheOptions tempcache;     // policy "tempcache"
   int64_t tempcache_capacity = 0; // representatives per head per layer; 0 = enough for the whole run without merges
   AnnSaOptions annsa;             // policy "<base>+annsa" (dense, window or tempcache + AnnSA, annsa_memory_cuda.h)
+  bool annca = false;             // AnnCA as the cross-attention (annca_cuda.h), with these options
+  AnnCaOptions annca_options;
 };
 
 // tokens_per_frame, chunk_frames (token-frames per call) and total_frames (token-frames of the whole
@@ -28,5 +32,10 @@ struct CudaPolicySpec {
 // memory that does not fit (saying which option lowers it).
 std::unique_ptr<CudaCrossFrameMemory> make_cuda_memory(const WanModel& model, const CudaPolicySpec& spec,
                                                        int64_t tokens_per_frame, int64_t chunk_frames, int64_t total_frames);
+
+// The cross-attention policy: AnnCA when spec.annca, else nullptr (dense over the prompt). Throws
+// fastar::Error for options the GPU path lacks. Give it to CudaWanModel::set_cross_attention.
+std::unique_ptr<CudaCrossAttentionPolicy> make_cuda_cross_attention(const WanModel& model, const CudaPolicySpec& spec,
+                                                                   int64_t tokens_per_frame, int64_t chunk_frames);
 
 }  // namespace fastar::cuda

@@ -152,7 +152,15 @@ void CudaWanModel::set_prompt(const WanPrompt& prompt) {
     cross_v_.push_back(upload(prompt.cross_v[layer], DType::BF16));
   }
   prompt_rows_ = prompt.rows;
+  if (cross_policy_) cross_policy_->set_prompt(prompt);
+  cross_policy_has_prompt_ = true;
   graph_key_uses_ = 0;  // a captured graph points at the old prompt's buffers
+}
+
+void CudaWanModel::set_cross_attention(CudaCrossAttentionPolicy* policy) {
+  cross_policy_ = policy;
+  cross_policy_has_prompt_ = false;
+  graph_key_uses_ = 0;
 }
 
 void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, int64_t height, int64_t width,
@@ -160,6 +168,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
                            bool commit, const Tensor* actions) {
   const WanConfig& c = config();
   FASTAR_CHECK(!cross_k_.empty(), "CudaWanModel::forward before set_prompt");
+  FASTAR_CHECK(!cross_policy_ || cross_policy_has_prompt_, "CudaWanModel::forward: call set_prompt after set_cross_attention");
   FASTAR_CHECK(frames % c.patch_t == 0 && height % c.patch_h == 0 && width % c.patch_w == 0,
                "latent size not divisible by the patch size");
   FASTAR_CHECK(static_cast<int64_t>(timesteps.size()) == frames, "one timestep per latent frame");
@@ -173,6 +182,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
   host_staging_.assign(static_cast<size_t>(grid_f), 0.0f);
   for (int64_t f = 0; f < grid_f; ++f) host_staging_[static_cast<size_t>(f)] = timesteps[static_cast<size_t>(f * c.patch_t)];
   if (memory) memory->begin(CudaMemoryCall{frame_start / c.patch_t, grid_f, tpf, commit, host_staging_.data()});
+  if (cross_policy_) cross_policy_->begin(CudaCrossAttentionCall{frame_start / c.patch_t, grid_f, tpf, host_staging_.data()});
   FASTAR_CUDA_OK(cudaMemcpyAsync(t_, host_staging_.data(), static_cast<size_t>(grid_f) * 4, cudaMemcpyHostToDevice, st));
   if (c.action_dim > 0) {
     FASTAR_CHECK(actions && actions->dim() == 2 && actions->size(0) == frames && actions->size(1) == c.action_dim,
@@ -190,7 +200,8 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
     if (memory && commit) memory->commit(st);
     return;
   }
-  const GraphKey key{frames, height, width, frame_start, memory ? memory->layout_version() : 0, commit, v_out, latent, memory};
+  const GraphKey key{frames,  height, width, frame_start, memory ? memory->layout_version() : 0,
+                     cross_policy_ ? cross_policy_->layout_version() : 0, commit, v_out, latent, memory};
   if (!graphs_enabled_) {
     forward_body(v_out, latent, frames, height, width, frame_start, memory);
   } else {
@@ -370,10 +381,15 @@ void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frame
     if (c.qk_norm)
       rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.cross_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, false, st);
     mark("cross q GEMM + norm");
-    AttentionParams cross = packed_attention_params(q_, cross_k_[static_cast<size_t>(layer)].raw_data(),
-                                                    cross_v_[static_cast<size_t>(layer)].raw_data(), attn_, n, prompt_rows_,
-                                                    heads, hd);
-    FASTAR_CUDA_OK(attention_forward_bf16(cross, st));
+    const void* prompt_k = cross_k_[static_cast<size_t>(layer)].raw_data();
+    const void* prompt_v = cross_v_[static_cast<size_t>(layer)].raw_data();
+    if (cross_policy_) {  // AnnCA: per frame, only the prompt rows near some query
+      cross_policy_->attend(layer, static_cast<const bf16*>(q_), static_cast<const bf16*>(prompt_k),
+                            static_cast<const bf16*>(prompt_v), prompt_rows_, static_cast<bf16*>(attn_), st);
+    } else {
+      AttentionParams cross = packed_attention_params(q_, prompt_k, prompt_v, attn_, n, prompt_rows_, heads, hd);
+      FASTAR_CUDA_OK(attention_forward_bf16(cross, st));
+    }
     mark("cross-attention");
     linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(attn_), b.cross_o.weight.data<bf16>(),
                 b.cross_o.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fastar/core/tensor.h"
+#include "fastar/model/cuda/cuda_cross_attention.h"
 #include "fastar/model/cuda/cuda_memory.h"
 #include "fastar/model/wan_dit.h"
 
@@ -36,8 +37,12 @@ class CudaWanModel {
   CudaWanModel(const WanModel& host, int64_t max_tokens, cudaStream_t stream);
   ~CudaWanModel();
 
-  // Uploads a prepared prompt's cross-attention K/V (bf16).
+  // Uploads a prepared prompt's cross-attention K/V (bf16) and hands the prompt to the
+  // cross-attention policy, if any.
   void set_prompt(const WanPrompt& prompt);
+  // How queries attend to the prompt (cuda_cross_attention.h; AnnCA); nullptr = dense (the default).
+  // Not owned; call set_prompt after it (the policy receives the prompt there).
+  void set_cross_attention(CudaCrossAttentionPolicy* policy);
 
   // v_out[out_dim, F, H, W] = DiT(latent[in_dim, F, H, W]) on the device (fp32 device pointers).
   // memory: the cross-frame memory (cuda_memory.h); nullptr = attend only within the chunk.
@@ -69,7 +74,7 @@ class CudaWanModel {
   struct DeviceWeights;
   struct GraphKey {
     int64_t frames, height, width, frame_start;
-    uint64_t memory_version;
+    uint64_t memory_version, cross_version;
     bool commit;  // a commit call may run other work inside the forward (ARL²'s state update)
     const void *v_out, *latent, *memory;
     bool operator==(const GraphKey&) const = default;
@@ -117,6 +122,8 @@ class CudaWanModel {
   bool profiling_ = false;
   std::vector<std::pair<std::string, cudaEvent_t>> profile_events_;
   std::vector<Tensor> cross_k_, cross_v_;  // per layer, bf16 [prompt rows, dim]
+  CudaCrossAttentionPolicy* cross_policy_ = nullptr;
+  bool cross_policy_has_prompt_ = false;
   std::vector<float> host_staging_;  // timesteps / actions before their upload
 };
 
