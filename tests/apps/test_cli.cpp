@@ -249,11 +249,18 @@ TEST(Cli, BenchRolloutWritesCsvPlotAndSummary) {
   EXPECT_TRUE(contains(bad.output, "unknown policy 'lru'")) << bad.output;
   // Every policy is checked before the first rollout: nothing runs, no report is written.
   const std::string early = testing::make_temp_dir("cli_bench_rollout_early") + "/r";
-  Result gpu_only = run("bench rollout --model " + kGolden + " --frames 6 --policy dense,window+annsa --out " + early);
-  EXPECT_EQ(gpu_only.exit_code, 2);
-  EXPECT_TRUE(contains(gpu_only.output, "runs on --device cuda only")) << gpu_only.output;
-  EXPECT_FALSE(contains(gpu_only.output, "dense: ")) << gpu_only.output;
+  Result late_bad = run("bench rollout --model " + kGolden + " --frames 6 --policy dense,arl2+annsa --out " + early);
+  EXPECT_EQ(late_bad.exit_code, 2);
+  EXPECT_TRUE(contains(late_bad.output, "annsa wraps dense, window or tempcache, not arl2")) << late_bad.output;
+  EXPECT_FALSE(contains(late_bad.output, "dense: ")) << late_bad.output;
   EXPECT_FALSE(std::filesystem::exists(early + ".csv"));
+  // FAST-AR in full on the CPU: TempCache bounded by a window, AnnSA and AnnCA (modules in either order).
+  Result fast_ar = run("bench rollout --model " + kGolden + " --frames 6 --policy tempcache+window+annsa+annca,window+annca+annsa"
+                       " --window 1 --sink 1 --out " + out);
+  ASSERT_EQ(fast_ar.exit_code, 0) << fast_ar.output;
+  EXPECT_TRUE(contains(fast_ar.output, "| tempcache+window+annsa+annca |")) << fast_ar.output;
+  EXPECT_TRUE(contains(fast_ar.output, "annsa (self-attention):")) << fast_ar.output;
+  EXPECT_TRUE(contains(fast_ar.output, "annca")) << fast_ar.output;
 }
 
 int count_lines_starting(const std::string& path, const std::string& prefix) {

@@ -9,6 +9,8 @@
 #include <memory>
 
 #include "fastar/apps/bench_rollout.h"
+#include "fastar/attention/cuda/annca_cuda.h"
+#include "fastar/attention/cuda/annsa_memory_cuda.h"
 #include "fastar/attention/cuda/cuda_policies.h"
 #include "fastar/core/error.h"
 #include "fastar/rollout/cuda/self_forcing_cuda.h"
@@ -36,6 +38,8 @@ int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const
   int64_t ran_chunks = chunks;
   {
     cuda::CudaWanModel gpu(model, chunk_frames * tpf, stream);
+    std::unique_ptr<cuda::CudaCrossAttentionPolicy> cross = cuda::make_cuda_cross_attention(model, policy, tpf, chunk_frames);
+    gpu.set_cross_attention(cross.get());
     gpu.set_prompt(prompt);
     int64_t total_frames = chunks * chunk_frames;
     if (policy.policy == "dense" || policy.policy == "dense+annsa" || (policy.policy == "arl2" && policy.window < 0)) {
@@ -75,6 +79,10 @@ int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const
       s.cache_bytes = memory->bytes();
       if (!observe(s)) break;
     }
+    if (const auto* annsa = dynamic_cast<const cuda::CudaAnnSaMemory*>(memory.get()))
+      std::fputs(annsa->stats().report("annsa (self-attention, GPU):").c_str(), stderr);
+    if (const auto* annca = dynamic_cast<const cuda::CudaAnnCrossAttention*>(cross.get()))
+      std::fputs(annca->stats().report(annca->describe() + ":").c_str(), stderr);
   }
   cudaStreamDestroy(stream);
   return ran_chunks * config.schedule.frames_per_chunk;

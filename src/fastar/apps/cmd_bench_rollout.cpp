@@ -21,6 +21,8 @@
 #include "fastar/apps/args.h"
 #include "fastar/apps/bench_rollout.h"
 #include "fastar/apps/commands.h"
+#include "fastar/attention/ann_cross_attention.h"
+#include "fastar/attention/ann_self_attention.h"
 #include "fastar/attention/arl2_hybrid_memory.h"
 #include "fastar/attention/kv_policies.h"
 #include "fastar/attention/sparse_schedule.h"
@@ -52,7 +54,7 @@ const std::vector<OptionSpec> kSpecs = {
     {"actions", "STR", "world models: per-frame actions (. U D L R, rest none)",
      "the training data's random player (runs of 2-8 frames, seed 1)"},
     {"frames", "N", "latent frames to roll out per policy (video frames = 1 + 4·(N − 1))", "30"},
-    {"policy", "LIST", "comma-separated policies: dense, window, tempcache, tempcache+window, arl2, arl2+window; on --device cuda also any of the first four with +annsa (e.g. tempcache+window+annsa)", "dense,window"},
+    {"policy", "LIST", "comma-separated policies: dense, window, tempcache, tempcache+window, arl2, arl2+window; each may add +annca, and all but arl2's +annsa (FAST-AR in full: tempcache+window+annsa+annca)", "dense,window"},
     {"tempcache-threshold", "T", "tempcache: merge when cosine >= T", "0.9"},
     {"ann", "lsh|quant", "tempcache: nearest-neighbour back end", "lsh"},
     {"tempcache-capacity", "N", "tempcache on the GPU: representatives per layer and head to preallocate", "enough for the run"},
@@ -91,17 +93,22 @@ int64_t peak_resident_bytes() {
 }
 
 
-// A bench policy name: base (dense | window | tempcache | arl2) and whether "+window" bounds it.
+// A bench policy name: base (dense | window | tempcache | arl2), whether "+window" bounds it, and the
+// ANN modules on top with their defaults: "+annsa" (AnnSA around the cache) and/or "+annca" (AnnCA).
 struct BenchPolicy {
   std::string base;
   bool windowed = false;
-  bool annsa = false;  // "<policy>+annsa" (GPU only): AnnSA with its defaults around the policy
+  bool annsa = false, annca = false;
 };
 
 BenchPolicy parse_bench_policy(const std::string& full_name) {
   BenchPolicy p;
   std::string name = full_name;
-  p.annsa = strip_suffix(name, "+annsa");
+  for (bool stripped = true; stripped;) {  // the modules, in either order
+    stripped = false;
+    if (!p.annsa && strip_suffix(name, "+annsa")) stripped = p.annsa = true;
+    if (!p.annca && strip_suffix(name, "+annca")) stripped = p.annca = true;
+  }
   const size_t plus = name.find('+');
   p.base = name.substr(0, plus);
   if (plus != std::string::npos) {
@@ -125,6 +132,15 @@ TempCacheOptions bench_tempcache_options(const Args& args) {
   options.ann = ann == "lsh" ? AnnBackend::lsh : AnnBackend::quant;
   options.validate();
   return options;
+}
+
+// The ANN modules' defaults in the benchmark: FAST-AR's (LSH, the first 30% of the steps dense) on the
+// model's measured layers (config.json fastar_defaults.ann_layers), else every layer.
+SparseSchedule bench_ann_schedule(const WanConfig& c, const RolloutConfig& rollout_config) {
+  SparseSchedule schedule;
+  schedule.dense_above_timestep = dense_phase_threshold(rollout_config.schedule.timesteps(), 0.3);
+  schedule.layers = parse_layer_list(c.default_ann_layers.empty() ? "all" : c.default_ann_layers, c.num_layers, "ann_layers");
+  return schedule;
 }
 
 std::unique_ptr<CrossFrameMemory> make_cpu_memory(const BenchPolicy& policy, const WanModel& model, int64_t window,
@@ -400,7 +416,6 @@ int run_bench_rollout(int argc, char** argv) {
   // Every policy name is checked before the first rollout (a long run must not fail on its last policy).
   for (const std::string& policy : policies) {
     const BenchPolicy bp = parse_bench_policy(policy);
-    FASTAR_CHECK(!bp.annsa || device == "cuda", "fastar bench rollout: '" << policy << "' runs on --device cuda only");
     FASTAR_CHECK(!bp.annsa || bp.base != "arl2", "fastar bench rollout: annsa wraps dense, window or tempcache, not arl2");
   }
   const int64_t report_every = args.get_int("report-every", 10, 0, INT64_MAX);
@@ -501,13 +516,30 @@ int run_bench_rollout(int argc, char** argv) {
       if (bp.annsa) {  // AnnSA's defaults: LSH 2 bits, first 30% of the steps dense, Hopper blocks 128x64
         spec.policy += "+annsa";
         spec.annsa.block_q = 128;
-        spec.annsa.schedule.dense_above_timestep = dense_phase_threshold(rollout_config.schedule.timesteps(), 0.3);
+        spec.annsa.schedule = bench_ann_schedule(c, rollout_config);
+      }
+      if (bp.annca) {  // AnnCA's defaults: LSH 4 tables x 8 bits, padding as one biased key
+        spec.annca = true;
+        spec.annca_options.schedule = bench_ann_schedule(c, rollout_config);
       }
       run.latent_frames_possible = bench_rollout_cuda(*run_model, run_prompt, rollout_config, spec, chunks, chunk_actions, observe);
 #endif
     } else {
       std::unique_ptr<CrossFrameMemory> memory = make_cpu_memory(bp, *run_model, window, sink, tempcache);
-      SelfForcingRollout rollout(*run_model, *memory, run_prompt, rollout_config);
+      if (bp.annsa) {
+        AnnSaOptions options;
+        options.schedule = bench_ann_schedule(c, rollout_config);
+        memory = std::make_unique<AnnSaMemory>(std::move(memory), c.num_layers, c.num_heads, c.head_dim(), options, nullptr);
+      }
+      std::unique_ptr<AnnCrossAttention> annca;
+      RolloutConfig run_config = rollout_config;
+      if (bp.annca) {
+        AnnCaOptions options;
+        options.schedule = bench_ann_schedule(c, rollout_config);
+        annca = std::make_unique<AnnCrossAttention>(c.num_layers, c.num_heads, c.head_dim(), options, nullptr);
+        run_config.cross_attention = annca.get();
+      }
+      SelfForcingRollout rollout(*run_model, *memory, run_prompt, run_config);
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const auto start = std::chrono::steady_clock::now();
         rollout.next_chunk(chunk_actions(chunk), /*commit=*/true);  // every chunk committed (PyTorch's too)
@@ -521,6 +553,9 @@ int run_bench_rollout(int argc, char** argv) {
         observe(s);
       }
       run.latent_frames_possible = chunks * chunk_latent;
+      if (bp.annsa)
+        std::fputs(static_cast<const AnnSaMemory&>(*memory).stats().report("annsa (self-attention):").c_str(), stderr);
+      if (annca) std::fputs(annca->stats().report(annca->describe() + ":").c_str(), stderr);
     }
     runs.push_back(std::move(run));
   }

@@ -245,13 +245,16 @@ int run_generate(int argc, char** argv) {
   if (device == "cuda") {
 #ifdef FASTAR_HAVE_CUDA
     FASTAR_CHECK(!rolling, "fastar generate --device cuda runs the self-forcing schedule for now; use --device cpu");
-    FASTAR_CHECK(!ann.annca, "fastar generate --device cuda does not run +annca yet; use --device cpu");
     cuda::CudaPolicySpec spec;
     spec.policy = policy;
     if (ann.annsa) {  // the CPU policy's AnnSA options; block_q 128 selects the Hopper block-sparse kernel
       spec.policy += "+annsa";
       spec.annsa = ann_modules.annsa->options();
       spec.annsa.block_q = 128;
+    }
+    if (ann.annca) {  // the CPU policy's AnnCA options (LSH only on the GPU)
+      spec.annca = true;
+      spec.annca_options = ann_modules.annca->options();
     }
     if (policy == "window" || args.has("window") || args.has("sink")) {
       spec.window = cpu_policy.window;
@@ -278,8 +281,10 @@ int run_generate(int argc, char** argv) {
   progress.finish();
   sink->finish();
   std::fprintf(stderr, "wrote %lld frames: %s\n", static_cast<long long>(written), sink->describe().c_str());
-  if (tempcache) report_tempcache(*tempcache, out);
-  report_ann(ann_modules);
+  if (device == "cpu") {  // the GPU rollout reports its own policies' statistics (generate_cuda.cpp)
+    if (tempcache) report_tempcache(*tempcache, out);
+    report_ann(ann_modules);
+  }
   return 0;
 }
 

@@ -5,8 +5,10 @@
 #include <functional>
 
 #include "fastar/core/error.h"
+#include "fastar/attention/cuda/annca_cuda.h"
 #include "fastar/attention/cuda/annsa_memory_cuda.h"
 #include "fastar/attention/cuda/cuda_policies.h"
+#include "fastar/attention/cuda/tempcache_memory_cuda.h"
 #include "fastar/rollout/cuda/self_forcing_cuda.h"
 
 namespace fastar::app {
@@ -23,6 +25,8 @@ void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const Roll
   FASTAR_CHECK(cudaStreamCreate(&stream) == cudaSuccess, "could not create a CUDA stream");
   {
     cuda::CudaWanModel gpu(model, chunk_frames * tpf, stream);
+    std::unique_ptr<cuda::CudaCrossAttentionPolicy> cross = cuda::make_cuda_cross_attention(model, policy, tpf, chunk_frames);
+    gpu.set_cross_attention(cross.get());
     gpu.set_prompt(prompt);
     // Preallocated for the whole run (dense) or the bound (window, tempcache with a window).
     std::unique_ptr<cuda::CudaCrossFrameMemory> memory =
@@ -32,8 +36,14 @@ void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const Roll
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
       on_chunk(rollout.next_chunk(/*commit=*/chunk + 1 < chunks, chunk_actions(chunk)), memory->bytes(),
                memory->cached_frames());
-    if (const auto* annsa = dynamic_cast<const cuda::CudaAnnSaMemory*>(memory.get()))
-      std::fputs(annsa->stats().report("annsa (self-attention, GPU):").c_str(), stderr);
+    auto* annsa = dynamic_cast<cuda::CudaAnnSaMemory*>(memory.get());
+    const auto* tempcache = dynamic_cast<const cuda::CudaTempCacheMemory*>(annsa ? &annsa->inner() : memory.get());
+    if (tempcache)
+      std::fprintf(stderr, "tempcache (GPU): KV density %.4f (representatives / tokens seen), %lld merges\n",
+                   tempcache->density(), static_cast<long long>(tempcache->merges()));
+    if (annsa) std::fputs(annsa->stats().report("annsa (self-attention, GPU):").c_str(), stderr);
+    if (const auto* annca = dynamic_cast<const cuda::CudaAnnCrossAttention*>(cross.get()))
+      std::fputs(annca->stats().report(annca->describe() + ":").c_str(), stderr);
   }
   cudaStreamDestroy(stream);
 }
