@@ -47,7 +47,12 @@ int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const
       size_t free_bytes = 0, total_bytes = 0;
       cudaMemGetInfo(&free_bytes, &total_bytes);
       const int64_t dense_layers = c.num_layers - static_cast<int64_t>(c.hybrid_layers.size());
-      const int64_t frame_bytes = std::max<int64_t>(1, 2 * dense_layers * tpf * c.dim * 2);
+      int64_t frame_bytes = std::max<int64_t>(1, 2 * dense_layers * tpf * c.dim * 2);
+      if (policy.policy == "dense+annsa") {  // + AnnSA's bucket-sorted copy of each sparse layer's cache (k, v, bias)
+        int64_t sparse_layers = 0;
+        for (int64_t layer = 0; layer < c.num_layers; ++layer) sparse_layers += policy.annsa.schedule.layer_is_sparse(layer);
+        frame_bytes += sparse_layers * tpf * (2 * c.dim * 2 + 4 * c.num_heads);
+      }
       const int64_t headroom = int64_t{2} << 30;
       const int64_t fit = std::max<int64_t>(0, (static_cast<int64_t>(free_bytes) - headroom) / frame_bytes);
       const int64_t capacity = std::min(total_frames, fit / chunk_frames * chunk_frames);

@@ -167,9 +167,8 @@ double chunk_fps(const ChunkSample& s) {
   return static_cast<double>(s.chunk_video_frames) / (s.ms / 1000.0);
 }
 
-// The sample of the chunk that produced video frame `frame` (nullptr when the run ended before it).
 // The sample of the chunk that generated video frame `frame`; a run that ended less than one chunk
-// short of it (750 latent frames are 2997 video frames) gives its last chunk.
+// short of it (750 latent frames are 2997 video frames) gives its last chunk; nullptr when it ended earlier.
 const ChunkSample* sample_at(const PolicyRun& run, int64_t frame) {
   for (const ChunkSample& s : run.samples)
     if (s.video_frames >= frame) return &s;

@@ -35,8 +35,8 @@ CudaAnnCrossAttention::CudaAnnCrossAttention(int64_t layers, int64_t heads, int6
   FASTAR_CHECK(options_.search == AnnSearch::lsh,
                "annca (GPU): only the LSH search runs on the GPU, not --ann " << ann_search_name(options_.search) << "; "
                                                                               << kCpuHint);
-  FASTAR_CHECK(!options_.diagnostics, "annca (GPU): the recall diagnostic (--ann-stats) runs on the CPU only; "
-                                          << kCpuHint);
+  FASTAR_CHECK(!options_.diagnostics,
+               "annca (GPU): the recall diagnostic (--ann-stats) runs on the CPU only; use --device cpu or drop --ann-stats");
   FASTAR_CHECK(options_.bits <= kAnnCaMaxBits, "annca (GPU): LSH bits must be <= " << kAnnCaMaxBits << " on the GPU (got "
                                                                                     << options_.bits << "); use --device cpu");
   FASTAR_CHECK(options_.tables <= kAnnCaMaxTables, "annca (GPU): at most " << kAnnCaMaxTables << " LSH tables");
@@ -45,7 +45,7 @@ CudaAnnCrossAttention::CudaAnnCrossAttention(int64_t layers, int64_t heads, int6
                "annca (GPU): bad shape (layers " << layers << ", heads " << heads << ", tokens per frame "
                                                  << tokens_per_frame << ")");
   FASTAR_CHECK(max_call_frames >= 1 && max_call_frames <= 64,
-               "annca (GPU): a call must hold 1 to 64 token-frames (got " << max_call_frames << ")");
+               "annca (GPU): a call must hold 1 to 64 token-frames (got " << max_call_frames << "); lower --chunk-frames");
   for (int64_t layer : options_.schedule.layers)
     FASTAR_CHECK(layer >= 0 && layer < layers, "annca (GPU): sparse layer " << layer << " out of range [0, " << layers << ")");
   hasher_ = std::make_unique<LshHasher>(annca_lsh_params(options_, head_dim));

@@ -22,7 +22,7 @@ namespace {
 
 constexpr const char* kMemoryHint =
     "AnnSA keeps a bucket-sorted copy of each sparse layer's cache: bound the cache with --window, lower --frames "
-    "or sparsify fewer layers (--ann-layers)";
+    "or sparsify fewer layers (generate: --ann-layers)";
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -80,20 +80,17 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
   block_index_ = static_cast<int32_t*>(alloc(heads * q_blocks * k_blocks * 4));
   counters_ = static_cast<unsigned long long*>(alloc(layers * 2 * 8));
   // Sorted copies of the keys: one per sparse layer (own keys dense: the cache changes only at commits),
-  // or one scratch copy refilled per call (own keys bucketed). Sized for max_key_rows_: after the last
-  // commit a full cache holds up to its capacity.
+  // or one scratch copy refilled per call (own keys bucketed). Sized for the wrapped cache's capacity
+  // rows (its staged chunk included): after the last commit a full cache holds that many.
   const bool own_dense = options_.own_keys == AnnSaOwnKeys::dense;
-  sorted_rows_ = max_key_rows_;
   sorted_.resize(own_dense ? static_cast<size_t>(layers) : 1);
   for (int64_t i = 0; i < static_cast<int64_t>(sorted_.size()); ++i) {
     if (own_dense && !options_.schedule.layer_is_sparse(i)) continue;
-    const int64_t before = scratch_bytes();
     SortedKeys& sk = sorted_[static_cast<size_t>(i)];
     sk.k = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
     sk.v = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
     sk.bias = static_cast<float*>(alloc(heads * k_pad * 4));
     sk.offsets = static_cast<int32_t*>(alloc(heads * (nbt + 1) * 4));
-    if (own_dense) sorted_copy_bytes_ += scratch_bytes() - before;
   }
 
   // The CPU's projections (AnnSaMemory's hasher).
@@ -106,6 +103,16 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
   seen_inner_version_ = inner_->layout_version();
   sort_cached_keys(nullptr);  // the cache as it is now (normally empty)
   FASTAR_ANNSA_CUDA_OK(cudaStreamSynchronize(nullptr));
+}
+
+int64_t CudaAnnSaMemory::bytes() const {
+  // The sorted copies count as the rows they hold now (k, v, bias per head; padded to block_k), like the
+  // wrapped cache's rows in use; the per-call scratch of bucketed own keys does not persist.
+  int64_t sorted = 0;
+  if (options_.own_keys == AnnSaOwnKeys::dense)
+    for (const SortedKeys& sk : sorted_)
+      if (sk.k) sorted += heads_ * round_up(sk.rows, options_.block_k) * (4 * head_dim_ + 4);
+  return inner_->bytes() + sorted;
 }
 
 int64_t CudaAnnSaMemory::scratch_bytes() const {
@@ -161,7 +168,7 @@ void CudaAnnSaMemory::sort_cached_keys(cudaStream_t stream) {
 }
 
 void CudaAnnSaMemory::sort_keys(const CudaCachedKeys& c, int64_t keys, SortedKeys& dst, cudaStream_t stream) {
-  FASTAR_ASSERT(keys <= sorted_rows_, "annsa (GPU): the wrapped cache outgrew its capacity");
+  FASTAR_ASSERT(keys <= max_key_rows_, "annsa (GPU): the wrapped cache outgrew its capacity");
   const int nb = num_buckets_, nbt = nb + 1;
   const int64_t hd = head_dim_;
   FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(c.k, keys, heads_, hd, c.row_stride, hd, projections_, 0, options_.bits,

@@ -48,8 +48,8 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
   uint64_t layout_version() const override { return version_; }
   int64_t tokens_per_frame() const override { return inner_->tokens_per_frame(); }
   int64_t cached_frames() const override { return inner_->cached_frames(); }
-  // The wrapped cache's bytes + the sorted copies of the cached keys (they live as long as the cache).
-  int64_t bytes() const override { return inner_->bytes() + sorted_copy_bytes_; }
+  // The wrapped cache's bytes + the rows the sorted copies of the cached keys hold now.
+  int64_t bytes() const override;
   std::string describe() const override;
 
   // Per-layer density (executed / dense query–key products) over the sparse calls so far, and the
@@ -73,7 +73,7 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
     int64_t rows = 0;
   };
   void refresh_version();
-  // Labels, sorts and gathers rows [0, keys) of `c` into `dst` (keys ≤ the rows dst was sized for).
+  // Labels, sorts and gathers rows [0, keys) of `c` into `dst` (keys ≤ max_key_rows_).
   void sort_keys(const CudaCachedKeys& c, int64_t keys, SortedKeys& dst, cudaStream_t stream);
 
   std::unique_ptr<CudaCrossFrameMemory> inner_;
@@ -84,12 +84,10 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
   bool sparse_call_ = false;
   uint64_t version_ = 0, seen_inner_version_ = 0;
   bool seen_sparse_ = false;
-  int64_t max_key_rows_ = 0;  // keys of one head in the sparse part (cached capacity + own when bucketed)
-  int64_t sorted_rows_ = 0;   // rows of a sorted copy: the cache's capacity (own dense) or max_key_rows_
+  int64_t max_key_rows_ = 0;  // the wrapped cache's capacity rows per head (its staged chunk included)
   // own keys dense: one per layer (sparse layers only; the others stay empty), rebuilt at commit;
   // own keys bucketed: one scratch copy, [0], rebuilt on every call.
   std::vector<SortedKeys> sorted_;
-  int64_t sorted_copy_bytes_ = 0;
   std::vector<int64_t> sparse_calls_, dense_calls_;
   std::vector<std::shared_ptr<Storage>> buffers_;
   float* projections_ = nullptr;      // [bits, head_dim], LshHasher's

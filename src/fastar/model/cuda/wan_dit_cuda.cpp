@@ -145,6 +145,7 @@ CudaWanModel::~CudaWanModel() {
 
 void CudaWanModel::set_prompt(const WanPrompt& prompt) {
   FASTAR_CHECK(static_cast<int64_t>(prompt.cross_k.size()) == config().num_layers, "prompt was prepared for another model");
+  cross_policy_has_prompt_ = false;  // until the policy has taken this prompt (an upload or the policy may throw)
   cross_k_.clear();
   cross_v_.clear();
   for (size_t layer = 0; layer < prompt.cross_k.size(); ++layer) {
