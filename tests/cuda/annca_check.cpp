@@ -260,6 +260,8 @@ struct PolicyCase {
   bool padding_sink = true;
   std::vector<int64_t> sparse_layers;  // empty = all
   int chunks = 2;
+  int64_t rows2 = 0, valid2 = 0;  // > 0: from the second chunk on, a new prompt of rows2 rows (valid2 real)
+  bool expect_selective = false;  // the sparse frames must drop some real rows (density below every-real-row's)
 };
 
 fastar::WanPrompt make_prompt(const PolicyCase& pc, std::mt19937& rng, uint64_t id) {
@@ -296,15 +298,26 @@ void check_policy(const PolicyCase& pc) {
   fastar::AnnCrossAttention cpu(L, H, hd, options, nullptr);
   CudaAnnCrossAttention gpu(L, H, hd, F, tpf, options);
   std::mt19937 rng(977);
-  const fastar::WanPrompt prompt = make_prompt(pc, rng, 42);
-  gpu.set_prompt(prompt);
+  const fastar::WanPrompt first_prompt = make_prompt(pc, rng, 42);
+  PolicyCase second = pc;  // the prompt change (buffers grow or are reused, codes, valid rows, sink re-decided)
+  second.rows = pc.rows2 > 0 ? pc.rows2 : pc.rows;
+  second.valid = pc.rows2 > 0 ? pc.valid2 : pc.valid;
+  const fastar::WanPrompt second_prompt = make_prompt(second, rng, 43);
+  const fastar::WanPrompt* prompt_ptr = nullptr;
   std::vector<std::unique_ptr<DeviceBf16>> dk, dv;  // DeviceBuffer is not movable
-  for (int64_t l = 0; l < L; ++l) {
-    const float* kx = prompt.cross_k[static_cast<size_t>(l)].data<float>();
-    const float* vx = prompt.cross_v[static_cast<size_t>(l)].data<float>();
-    dk.push_back(std::make_unique<DeviceBf16>(std::vector<float>(kx, kx + pc.rows * d)));
-    dv.push_back(std::make_unique<DeviceBf16>(std::vector<float>(vx, vx + pc.rows * d)));
-  }
+  auto use_prompt = [&](const fastar::WanPrompt& p) {  // what CudaWanModel::set_prompt does: upload, then the policy
+    prompt_ptr = &p;
+    dk.clear();
+    dv.clear();
+    for (int64_t l = 0; l < L; ++l) {
+      const float* kx = p.cross_k[static_cast<size_t>(l)].data<float>();
+      const float* vx = p.cross_v[static_cast<size_t>(l)].data<float>();
+      dk.push_back(std::make_unique<DeviceBf16>(std::vector<float>(kx, kx + p.rows * d)));
+      dv.push_back(std::make_unique<DeviceBf16>(std::vector<float>(vx, vx + p.rows * d)));
+    }
+    gpu.set_prompt(p);
+  };
+  use_prompt(first_prompt);
   // Steps of a chunk: two dense, one mixed (frames at different steps, as Rolling Forcing), sparse, clean pass.
   const std::vector<std::vector<float>> steps = {{1000, 1000, 1000}, {750, 750, 750}, {1000, 250, 0}, {250, 750, 250},
                                                  {250, 250, 250},   {0, 0, 0}};
@@ -316,6 +329,8 @@ void check_policy(const PolicyCase& pc) {
   uint64_t last_version = gpu.layout_version();
   int64_t version_changes = 0;
   for (int chunk = 0; chunk < pc.chunks && ok; ++chunk) {
+    if (chunk == 1 && pc.rows2 > 0) use_prompt(second_prompt);
+    const fastar::WanPrompt& prompt = *prompt_ptr;
     for (size_t s = 0; s < steps.size() && ok; ++s) {
       std::vector<float> ts(static_cast<size_t>(F));
       for (int64_t f = 0; f < F; ++f) ts[static_cast<size_t>(f)] = steps[s][static_cast<size_t>(f % 3)];
@@ -326,17 +341,18 @@ void check_policy(const PolicyCase& pc) {
         for (int64_t f = 0; f < F; ++f) sparse_frames += gpu.frame_is_sparse(l, f);
         const std::vector<float> q = random_bf16(static_cast<size_t>(n * d), rng);
         dq.buf.upload(to_bf16(q));
-        gpu.attend(l, dq.get(), dk[static_cast<size_t>(l)]->get(), dv[static_cast<size_t>(l)]->get(), pc.rows, dout.get(), nullptr);
+        gpu.attend(l, dq.get(), dk[static_cast<size_t>(l)]->get(), dv[static_cast<size_t>(l)]->get(), prompt.rows, dout.get(),
+                   nullptr);
         CHECK_CUDA(cudaDeviceSynchronize());
         const std::vector<float> got = dout.download();
         std::vector<float> ref(static_cast<size_t>(n * d));
-        fastar::CrossAttentionCall call{l,  chunk * F, F, tpf, ts.data(), H, hd, prompt.id, pc.rows, pc.valid};
+        fastar::CrossAttentionCall call{l, chunk * F, F, tpf, ts.data(), H, hd, prompt.id, prompt.rows, prompt.valid_rows};
         cpu.attend(call, q.data(), prompt.cross_k[static_cast<size_t>(l)].data<float>(),
                    prompt.cross_v[static_cast<size_t>(l)].data<float>(), ref.data());
         double err = 0;
         for (size_t i = 0; i < ref.size(); ++i) err = std::max(err, std::fabs(static_cast<double>(got[i]) - ref[i]));
         const float* vx = prompt.cross_v[static_cast<size_t>(l)].data<float>();
-        const double t = kAttnTol * std::max(max_abs(std::vector<float>(vx, vx + pc.rows * d)), 1.0);
+        const double t = kAttnTol * std::max(max_abs(std::vector<float>(vx, vx + prompt.rows * d)), 1.0);
         if (!(err <= t)) {
           ok = false;
           where = fmt("chunk %.0f step %.0f layer %.0f", chunk, static_cast<double>(s), static_cast<double>(l));
@@ -363,6 +379,11 @@ void check_policy(const PolicyCase& pc) {
                  fmt("/%.0f sparse)", static_cast<double>(b.sparse_calls));
   }
   report(stats_ok, pc.name + ": density stats == CPU", "GPU/CPU" + densities);
+  if (pc.expect_selective) {  // every real row + the sink kept would give (valid + 1) / rows
+    const double all_real = static_cast<double>(pc.valid + 1) / static_cast<double>(pc.rows);
+    report(gs.total().density() < all_real - 0.05, pc.name + ": some real rows dropped",
+           fmt("density %.4f vs %.4f with every real row kept", gs.total().density(), all_real));
+  }
 }
 
 // ---- (e) bad options ---------------------------------------------------------------------------------------
@@ -510,6 +531,11 @@ int main(int argc, char** argv) {
     check_policy({"hd64 valid == rows", 2, 2, 64, 80, 3, 24, 24, 2, 5, true, {}, 1});
     check_policy({"hd128 valid == 0 (dense)", 2, 2, 128, 64, 3, 16, 0, 4, 8, true, {}, 1});
     check_policy({"hd64 one frame per call, 1 table x 3 bits", 2, 2, 64, 50, 1, 33, 9, 1, 3, true, {1}, 2});
+    // Selective: 16 queries per frame over 256 buckets keep only part of the real rows.
+    check_policy({"hd64 selective, 16 queries, 1 table x 8 bits", 2, 2, 64, 16, 3, 40, 30, 1, 8, true, {}, 2, 0, 0, true});
+    // A new prompt after the first chunk: longer (buffers grow), then one that is shorter with another sink.
+    check_policy({"hd64 prompt change 40/13 -> 56/30 rows", 2, 2, 64, 16, 3, 40, 13, 2, 8, true, {}, 3, 56, 30});
+    check_policy({"hd128 prompt change 40/13 -> 24/24 rows, drop", 2, 2, 128, 24, 3, 40, 13, 2, 8, false, {}, 3, 24, 24});
     // (e)
     check_errors();
   } catch (const std::exception& e) {
