@@ -307,6 +307,18 @@ TEST(Cli, BenchRolloutPromptsActionsAndTheLastColumn) {
   Result no_encoder = run("bench rollout --model " + kGolden + " --frames 3 --prompt \"a red circle\" --out " + dir + "/y");
   EXPECT_EQ(no_encoder.exit_code, 2);
   EXPECT_TRUE(contains(no_encoder.output, "--prompt needs a model with its own text encoder")) << no_encoder.output;
+  Result rows_on_world = run("bench rollout --frames 3 --prompt-rows 5 --out " + dir + "/z");
+  EXPECT_EQ(rows_on_world.exit_code, 2);
+  EXPECT_TRUE(contains(rows_on_world.output, "--prompt-rows is for models without a text encoder")) << rows_on_world.output;
+  // A model without a text encoder gets a random prompt of real rows + padding: AnnCA then selects (sparse
+  // calls on the steps past the dense phase); with --prompt-rows 0 (the all-zero prompt) it runs dense.
+  Result random_prompt = run("bench rollout --model " + kGolden + " --frames 6 --policy window+annca --prompt-rows 3 --out " + dir + "/p");
+  ASSERT_EQ(random_prompt.exit_code, 0) << random_prompt.output;
+  EXPECT_TRUE(contains(random_prompt.output, "prompt: a random embedding of 3 real rows")) << random_prompt.output;
+  EXPECT_FALSE(contains(random_prompt.output, "    all             0")) << random_prompt.output;
+  Result zero_prompt = run("bench rollout --model " + kGolden + " --frames 6 --policy window+annca --prompt-rows 0 --out " + dir + "/q");
+  ASSERT_EQ(zero_prompt.exit_code, 0) << zero_prompt.output;
+  EXPECT_TRUE(contains(zero_prompt.output, "    all             0")) << zero_prompt.output;
 
   std::ofstream csv(dir + "/long.csv");
   csv << "policy,chunk,latent_frames,video_frames,chunk_ms,video_fps,mem_in_use_bytes,mem_peak_bytes,cache_bytes\n";

@@ -32,6 +32,7 @@
 #include "fastar/core/text.h"
 #include "fastar/model/text_encoder.h"
 #include "fastar/model/wan_weights.h"
+#include "fastar/rollout/noise.h"
 #include "fastar/world/actions.h"
 
 #ifndef FASTAR_DEFAULT_MODEL
@@ -50,7 +51,9 @@ const std::vector<OptionSpec> kSpecs = {
     {"shape", "NAME", "a published model's shapes with random weights instead of --model: wan2.1-1.3b", ""},
     {"random-weights", "SEED", "random weights for the model's config", "0 with --shape"},
     {"prompt", "TEXT", "models with their own text encoder (the world model): the prompt",
-     "\"a red circle bounces . a blue square drifts left .\"; other models: the all-zero embedding"},
+     "\"a red circle bounces . a blue square drifts left .\" (other models: --prompt-rows)"},
+    {"prompt-rows", "N", "models without a text encoder: real rows of the random prompt embedding (the rest zero padding, as umT5's)",
+     "60"},
     {"actions", "STR", "world models: per-frame actions (. U D L R, rest none)",
      "the training data's random player (runs of 2-8 frames, seed 1)"},
     {"frames", "N", "latent frames to roll out per policy (video frames = 1 + 4·(N − 1))", "30"},
@@ -427,12 +430,21 @@ int run_bench_rollout(int argc, char** argv) {
          << rollout_config.schedule.denoising_steps.size() << " steps + clean pass, device " << device;
 
   // Prompt: a model with its own text encoder (the world model) encodes a real prompt (its attention
-  // then has the structure TempCache and AnnSA exploit); a Wan checkpoint gets the all-zero embedding.
+  // then has the structure TempCache and AnnSA exploit); other models get a seeded random embedding of
+  // --prompt-rows real rows followed by zero padding, the shape of a umT5 prompt (AnnCA selects among the
+  // real rows; 0 = the all-zero embedding, on which AnnCA runs dense).
   const bool own_text_encoder = !model_path.empty() && TextEncoder::available(model_path);
   FASTAR_CHECK(!args.has("prompt") || own_text_encoder,
                "fastar bench rollout: --prompt needs a model with its own text encoder (the world model)");
+  FASTAR_CHECK(!args.has("prompt-rows") || !own_text_encoder,
+               "fastar bench rollout: --prompt-rows is for models without a text encoder; this one encodes --prompt");
   Tensor context = Tensor::zeros({c.text_len, c.text_dim});
-  if (own_text_encoder) {
+  if (!own_text_encoder) {
+    const int64_t real_rows = std::min(args.get_int("prompt-rows", 60, 0, INT64_MAX), c.text_len);
+    gaussian_noise(context.data<float>(), real_rows * c.text_dim, 0x9e0, 0);
+    std::fprintf(stderr, "prompt: a random embedding of %lld real rows + %lld padding rows\n",
+                 static_cast<long long>(real_rows), static_cast<long long>(c.text_len - real_rows));
+  } else {
     const std::string text = args.get("prompt", "a red circle bounces . a blue square drifts left .");
     context = TextEncoder::load(model_path).encode(text);
     std::fprintf(stderr, "prompt: \"%s\"\n", text.c_str());
