@@ -53,6 +53,15 @@ bool tempcache_options_allowed(const Args& args, const AnnPolicy& policy) {
   return true;
 }
 
+SparseSchedule ann_schedule(const WanConfig& config, const std::vector<float>& step_timesteps, double dense_fraction,
+                            const std::string& layers) {
+  SparseSchedule schedule;
+  schedule.dense_above_timestep = dense_phase_threshold(step_timesteps, dense_fraction);
+  const std::string text = !layers.empty() ? layers : config.default_ann_layers.empty() ? "all" : config.default_ann_layers;
+  schedule.layers = parse_layer_list(text, config.num_layers, "--ann-layers");
+  return schedule;
+}
+
 AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const WanConfig& config,
                              const std::vector<float>& step_timesteps, std::unique_ptr<CrossFrameMemory>* memory) {
   AnnModules modules;
@@ -61,11 +70,8 @@ AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const Wa
       FASTAR_CHECK(!args.has(spec.name), "fastar generate: --" << spec.name << " applies only with +annsa or +annca in --policy");
     return modules;
   }
-  SparseSchedule schedule;
-  schedule.dense_above_timestep = dense_phase_threshold(step_timesteps, args.get_double("ann-dense-steps", 0.3));
-  // The model's measured choice (config.json fastar_defaults.ann_layers) unless --ann-layers says otherwise.
-  const std::string layers = args.get("ann-layers", config.default_ann_layers.empty() ? "all" : config.default_ann_layers);
-  schedule.layers = parse_layer_list(layers, config.num_layers, "--ann-layers");
+  const SparseSchedule schedule =
+      ann_schedule(config, step_timesteps, args.get_double("ann-dense-steps", 0.3), args.get("ann-layers", ""));
   const bool diagnostics = args.has("ann-stats");
   const std::string search = args.get("ann", "lsh");
   FASTAR_CHECK(search == "lsh" || search == "quant", "fastar generate: unknown --ann '" << search << "'; choose lsh or quant");

@@ -30,6 +30,11 @@ const std::vector<OptionSpec>& ann_option_specs();
 // True if the TempCache options given are allowed: with a tempcache base, or only --ann with an ANN module.
 bool tempcache_options_allowed(const Args& args, const AnnPolicy& policy);
 
+// AnnSA's and AnnCA's schedule: dense for the first `dense_fraction` of the steps, sparse on `layers`
+// (e.g. "1-5,7"; empty = the model's measured choice, config.json fastar_defaults.ann_layers, else all).
+SparseSchedule ann_schedule(const WanConfig& config, const std::vector<float>& step_timesteps, double dense_fraction,
+                            const std::string& layers);
+
 struct AnnModules {
   std::unique_ptr<PromptBucketBoard> board;
   std::unique_ptr<AnnCrossAttention> annca;  // the cross-attention policy, or null

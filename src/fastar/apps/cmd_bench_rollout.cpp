@@ -18,6 +18,7 @@
 
 #include <omp.h>
 
+#include "fastar/apps/ann_cli.h"
 #include "fastar/apps/args.h"
 #include "fastar/apps/bench_rollout.h"
 #include "fastar/apps/commands.h"
@@ -140,10 +141,7 @@ TempCacheOptions bench_tempcache_options(const Args& args) {
 // The ANN modules' defaults in the benchmark: FAST-AR's (LSH, the first 30% of the steps dense) on the
 // model's measured layers (config.json fastar_defaults.ann_layers), else every layer.
 SparseSchedule bench_ann_schedule(const WanConfig& c, const RolloutConfig& rollout_config) {
-  SparseSchedule schedule;
-  schedule.dense_above_timestep = dense_phase_threshold(rollout_config.schedule.timesteps(), 0.3);
-  schedule.layers = parse_layer_list(c.default_ann_layers.empty() ? "all" : c.default_ann_layers, c.num_layers, "ann_layers");
-  return schedule;
+  return ann_schedule(c, rollout_config.schedule.timesteps(), 0.3, "");
 }
 
 std::unique_ptr<CrossFrameMemory> make_cpu_memory(const BenchPolicy& policy, const WanModel& model, int64_t window,
@@ -455,17 +453,10 @@ int run_bench_rollout(int argc, char** argv) {
   FASTAR_CHECK(!args.has("actions") || c.action_dim == world::kNumActions,
                "fastar bench rollout: --actions needs a model with " << world::kNumActions << " one-hot actions");
   std::vector<Tensor> actions;  // per chunk
-  if (c.action_dim > 0) {
-    const std::vector<uint8_t> per_frame = args.has("actions")
-                                               ? world::parse_actions(args.get("actions", ""), chunks * chunk_latent)
-                                               : world::sample_actions(1, chunks * chunk_latent);
-    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-      actions.push_back(Tensor::zeros({chunk_latent, c.action_dim}));
-      if (c.action_dim != world::kNumActions) continue;
-      for (int64_t f = 0; f < chunk_latent; ++f)
-        actions.back().data<float>()[f * c.action_dim + per_frame[static_cast<size_t>(chunk * chunk_latent + f)]] = 1.0f;
-    }
-  }
+  if (c.action_dim > 0)
+    actions = world::action_chunks(args.has("actions") ? world::parse_actions(args.get("actions", ""), chunks * chunk_latent)
+                                                       : world::sample_actions(1, chunks * chunk_latent),
+                                   chunks, chunk_latent, c.action_dim);
   auto chunk_actions = [&](int64_t chunk) -> const Tensor* {
     return actions.empty() ? nullptr : &actions[static_cast<size_t>(chunk)];
   };

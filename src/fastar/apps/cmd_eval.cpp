@@ -28,6 +28,7 @@
 #include "fastar/rollout/latent_preview.h"
 #include "fastar/rollout/png_writer.h"
 #include "fastar/rollout/self_forcing.h"
+#include "fastar/world/actions.h"
 #include "fastar/world/world.h"
 
 #ifndef FASTAR_DEFAULT_MODEL
@@ -228,12 +229,10 @@ int run_eval(int argc, char** argv) {
       rc.cross_attention = p.ann.annca.get();
       SelfForcingRollout rollout(run_model, *p.memory, on_reference_model ? clip.reference_embedding : clip.prompt_embedding, rc);
       std::vector<RgbFrame> got;
+      const std::vector<Tensor> actions = world::action_chunks(clip.actions, frames / 3, 3, c.action_dim);
       const auto start = std::chrono::steady_clock::now();
       for (int64_t chunk = 0; chunk < frames / 3; ++chunk) {
-        Tensor one_hot = Tensor::zeros({3, c.action_dim});
-        for (int64_t f = 0; f < 3; ++f)
-          one_hot.data<float>()[f * c.action_dim + clip.actions[static_cast<size_t>(chunk * 3 + f)]] = 1.0f;
-        const Tensor x0 = rollout.next_chunk(&one_hot, /*commit=*/chunk + 1 < frames / 3);
+        const Tensor x0 = rollout.next_chunk(&actions[static_cast<size_t>(chunk)], /*commit=*/chunk + 1 < frames / 3);
         for (int64_t f = 0; f < 3; ++f) got.push_back(latent_frame_to_rgb(x0, f));
       }
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -204,13 +204,8 @@ int run_generate(int argc, char** argv) {
                                                                 << world::kNumActions << "); this model has action_dim "
                                                                 << config.action_dim);
   if (config.action_dim > 0) {
-    const std::vector<uint8_t> per_frame = world::parse_actions(args.get("actions", ""), chunks * chunk_frames);
-    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-      actions.push_back(Tensor::zeros({chunk_frames, config.action_dim}));
-      if (config.action_dim != world::kNumActions) continue;  // not a world model: zeros
-      for (int64_t f = 0; f < chunk_frames; ++f)
-        actions.back().data<float>()[f * config.action_dim + per_frame[static_cast<size_t>(chunk * chunk_frames + f)]] = 1.0f;
-    }
+    actions = world::action_chunks(world::parse_actions(args.get("actions", ""), chunks * chunk_frames), chunks, chunk_frames,
+                                   config.action_dim);  // not a world model: zeros
     std::fprintf(stderr, "actions: %s\n", config.action_dim == world::kNumActions
                                              ? (args.has("actions") ? args.get("actions", "").c_str() : "all none (no --actions given)")
                                              : "zeros (this model's action_dim is not the world's 5)");

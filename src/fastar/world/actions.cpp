@@ -51,4 +51,18 @@ std::vector<uint8_t> sample_actions(uint64_t seed, int64_t frames) {
   return actions;
 }
 
+std::vector<Tensor> action_chunks(const std::vector<uint8_t>& actions, int64_t chunks, int64_t chunk_frames,
+                                  int64_t action_dim) {
+  FASTAR_CHECK(static_cast<int64_t>(actions.size()) >= chunks * chunk_frames,
+               "actions: " << actions.size() << " actions for " << chunks << " chunks of " << chunk_frames << " frames");
+  std::vector<Tensor> out;
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    out.push_back(Tensor::zeros({chunk_frames, action_dim}));
+    if (action_dim != kNumActions) continue;
+    for (int64_t f = 0; f < chunk_frames; ++f)
+      out.back().data<float>()[f * action_dim + actions[static_cast<size_t>(chunk * chunk_frames + f)]] = 1.0f;
+  }
+  return out;
+}
+
 }  // namespace fastar::world

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "fastar/core/tensor.h"
+
 namespace fastar::world {
 
 enum class Action : uint8_t { None = 0, Up = 1, Down = 2, Left = 3, Right = 4 };
@@ -18,5 +20,11 @@ std::vector<uint8_t> parse_actions(const std::string& text, int64_t frames);
 std::string format_actions(const std::vector<uint8_t>& actions);
 // The dataset's random policy: runs of 2-8 frames of one action; none in about 40% of the runs.
 std::vector<uint8_t> sample_actions(uint64_t seed, int64_t frames);
+
+// A rollout's per-chunk action conditioning: chunks tensors [chunk_frames, action_dim], frame f of chunk c
+// one-hot at actions[c·chunk_frames + f] when action_dim == kNumActions (a world model), all zeros for any
+// other action_dim. actions must hold chunks·chunk_frames entries.
+std::vector<Tensor> action_chunks(const std::vector<uint8_t>& actions, int64_t chunks, int64_t chunk_frames,
+                                  int64_t action_dim);
 
 }  // namespace fastar::world
