@@ -9,8 +9,6 @@
 #include <memory>
 
 #include "fastar/apps/bench_rollout.h"
-#include "fastar/attention/cuda/annca_cuda.h"
-#include "fastar/attention/cuda/annsa_memory_cuda.h"
 #include "fastar/attention/cuda/cuda_policies.h"
 #include "fastar/core/error.h"
 #include "fastar/rollout/cuda/self_forcing_cuda.h"
@@ -84,10 +82,7 @@ int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const
       s.cache_bytes = memory->bytes();
       if (!observe(s)) break;
     }
-    if (const auto* annsa = dynamic_cast<const cuda::CudaAnnSaMemory*>(memory.get()))
-      std::fputs(annsa->stats().report("annsa (self-attention, GPU):").c_str(), stderr);
-    if (const auto* annca = dynamic_cast<const cuda::CudaAnnCrossAttention*>(cross.get()))
-      std::fputs(annca->stats().report(annca->describe() + ":").c_str(), stderr);
+    std::fputs(cuda::cuda_ann_report(*memory, cross.get()).c_str(), stderr);
   }
   cudaStreamDestroy(stream);
   return ran_chunks * config.schedule.frames_per_chunk;

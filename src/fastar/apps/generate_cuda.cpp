@@ -5,7 +5,6 @@
 #include <functional>
 
 #include "fastar/core/error.h"
-#include "fastar/attention/cuda/annca_cuda.h"
 #include "fastar/attention/cuda/annsa_memory_cuda.h"
 #include "fastar/attention/cuda/cuda_policies.h"
 #include "fastar/attention/cuda/tempcache_memory_cuda.h"
@@ -41,9 +40,7 @@ void run_cuda_rollout(const WanModel& model, const WanPrompt& prompt, const Roll
     if (tempcache)
       std::fprintf(stderr, "tempcache (GPU): KV density %.4f (representatives / tokens seen), %lld merges\n",
                    tempcache->density(), static_cast<long long>(tempcache->merges()));
-    if (annsa) std::fputs(annsa->stats().report("annsa (self-attention, GPU):").c_str(), stderr);
-    if (const auto* annca = dynamic_cast<const cuda::CudaAnnCrossAttention*>(cross.get()))
-      std::fputs(annca->stats().report(annca->describe() + ":").c_str(), stderr);
+    std::fputs(cuda::cuda_ann_report(*memory, cross.get()).c_str(), stderr);
   }
   cudaStreamDestroy(stream);
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "fastar/attention/cuda/sparse_counters_cuda.h"
 #include "fastar/core/error.h"
 #include "fastar/kernels/cuda/ann_bucket_ops.h"
 #include "fastar/kernels/cuda/annca_ops.h"
@@ -239,17 +240,7 @@ void CudaAnnCrossAttention::attend(int64_t layer, const __nv_bfloat16* q, const 
 }
 
 SparseStats CudaAnnCrossAttention::stats() const {
-  std::vector<unsigned long long> host(static_cast<size_t>(layers_ * 2));
-  FASTAR_ANNCA_CUDA_OK(cudaDeviceSynchronize());
-  FASTAR_ANNCA_CUDA_OK(cudaMemcpy(host.data(), counters_, host.size() * 8, cudaMemcpyDeviceToHost));
-  SparseStats out(layers_);
-  for (int64_t layer = 0; layer < layers_; ++layer) {
-    const size_t l = static_cast<size_t>(layer);
-    for (int64_t i = 0; i < sparse_frames_[l]; ++i)  // the products of all frames on the first, counts on each
-      out.add(layer, i == 0 ? static_cast<double>(host[2 * l]) : 0.0, i == 0 ? static_cast<double>(host[2 * l + 1]) : 0.0);
-    for (int64_t i = 0; i < dense_frames_[l]; ++i) out.add_dense_call(layer);
-  }
-  return out;
+  return sparse_stats_from_device(counters_, sparse_frames_, dense_frames_);  // per frame, as the CPU counts
 }
 
 }  // namespace fastar::cuda

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "fastar/attention/ann_lsh.h"
+#include "fastar/attention/cuda/sparse_counters_cuda.h"
 #include "fastar/core/error.h"
 #include "fastar/kernels/cuda/ann_bucket_ops.h"
 #include "fastar/kernels/cuda/device_memory.h"
@@ -296,18 +297,6 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   FASTAR_ANNSA_CUDA_OK(ann_scatter_merge_bf16(s, stream));
 }
 
-SparseStats CudaAnnSaMemory::stats() const {
-  std::vector<unsigned long long> host(static_cast<size_t>(layers_ * 2));
-  FASTAR_ANNSA_CUDA_OK(cudaDeviceSynchronize());
-  FASTAR_ANNSA_CUDA_OK(cudaMemcpy(host.data(), counters_, host.size() * 8, cudaMemcpyDeviceToHost));
-  SparseStats out(layers_);
-  for (int64_t layer = 0; layer < layers_; ++layer) {
-    const size_t l = static_cast<size_t>(layer);
-    for (int64_t i = 0; i < sparse_calls_[l]; ++i)  // the products of all calls on the first, counts on each
-      out.add(layer, i == 0 ? static_cast<double>(host[2 * l]) : 0.0, i == 0 ? static_cast<double>(host[2 * l + 1]) : 0.0);
-    for (int64_t i = 0; i < dense_calls_[l]; ++i) out.add_dense_call(layer);
-  }
-  return out;
-}
+SparseStats CudaAnnSaMemory::stats() const { return sparse_stats_from_device(counters_, sparse_calls_, dense_calls_); }
 
 }  // namespace fastar::cuda

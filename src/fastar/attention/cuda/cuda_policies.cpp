@@ -65,4 +65,13 @@ std::unique_ptr<CudaCrossAttentionPolicy> make_cuda_cross_attention(const WanMod
                                                  spec.annca_options);
 }
 
+std::string cuda_ann_report(const CudaCrossFrameMemory& memory, const CudaCrossAttentionPolicy* cross) {
+  std::string report;
+  if (const auto* annsa = dynamic_cast<const CudaAnnSaMemory*>(&memory))
+    report += annsa->stats().report("annsa (self-attention, GPU):");
+  if (const auto* annca = dynamic_cast<const CudaAnnCrossAttention*>(cross))
+    report += annca->stats().report(annca->describe() + ":");
+  return report;
+}
+
 }  // namespace fastar::cuda

@@ -38,4 +38,8 @@ std::unique_ptr<CudaCrossFrameMemory> make_cuda_memory(const WanModel& model, co
 std::unique_ptr<CudaCrossAttentionPolicy> make_cuda_cross_attention(const WanModel& model, const CudaPolicySpec& spec,
                                                                    int64_t tokens_per_frame, int64_t chunk_frames);
 
+// The end-of-run density tables of the GPU ANN modules: AnnSA (when `memory` is one) and AnnCA (when
+// `cross` is one); "" when neither. Synchronizes the device.
+std::string cuda_ann_report(const CudaCrossFrameMemory& memory, const CudaCrossAttentionPolicy* cross);
+
 }  // namespace fastar::cuda
