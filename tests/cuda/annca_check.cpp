@@ -43,6 +43,7 @@
 #include "fastar/kernels/cuda/ann_bucket_ops.h"
 #include "fastar/kernels/cuda/annca_ops.h"
 #include "fastar/kernels/cuda/flash_attention.h"
+#include "bf16_data.h"
 #include "check_util.h"
 
 namespace {
@@ -56,37 +57,6 @@ void report(bool ok, const std::string& name, const std::string& detail) {
   if (!ok) ++failures;
 }
 
-std::vector<float> random_bf16(size_t count, std::mt19937& rng, float scale = 1.0f) {
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> x(count);
-  for (float& e : x) e = fastar::round_to_bf16(normal(rng));
-  return x;
-}
-
-std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
-  std::vector<uint16_t> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = fastar::f32_to_bf16(x[i]);
-  return out;
-}
-std::vector<float> from_bf16(const std::vector<uint16_t>& x) {
-  std::vector<float> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = fastar::bf16_to_f32(x[i]);
-  return out;
-}
-
-struct DeviceBf16 {
-  DeviceBuffer<uint16_t> buf;
-  explicit DeviceBf16(const std::vector<float>& x) : buf(to_bf16(x)) {}
-  explicit DeviceBf16(size_t n) : buf(n) {}
-  bf16* get() const { return reinterpret_cast<bf16*>(buf.ptr); }
-  std::vector<float> download() const { return from_bf16(buf.download()); }
-};
-
-double max_abs(const std::vector<float>& x) {
-  double m = 0;
-  for (float e : x) m = std::max(m, static_cast<double>(std::fabs(e)));
-  return m;
-}
 
 std::string fmt(const char* format, double a, double b = 0, double c = 0, double d = 0) {
   char buf[200];
@@ -108,15 +78,20 @@ std::vector<uint32_t> gpu_query_codes(const fastar::LshHasher& hasher, const Dev
   return codes.download();
 }
 
-// ---- (a) query codes ---------------------------------------------------------------------------------------
-
-void check_codes(int64_t heads, int64_t hd, int64_t rows, int tables, int bits, uint64_t seed) {
+// AnnCrossAttention's hasher (annca_lsh_params) for these LSH settings.
+fastar::LshHasher annca_hasher(int tables, int bits, uint64_t seed, int64_t hd) {
   fastar::AnnCaOptions o;
   o.tables = tables;
   o.bits = bits;
   o.label_bits = 1;
   o.seed = seed;
-  const fastar::LshHasher hasher(fastar::annca_lsh_params(o, hd));
+  return fastar::LshHasher(fastar::annca_lsh_params(o, hd));
+}
+
+// ---- (a) query codes ---------------------------------------------------------------------------------------
+
+void check_codes(int64_t heads, int64_t hd, int64_t rows, int tables, int bits, uint64_t seed) {
+  const fastar::LshHasher hasher = annca_hasher(tables, bits, seed, hd);
   std::mt19937 rng(static_cast<unsigned>(seed));
   const int64_t d = heads * hd;
   const std::vector<float> q = random_bf16(static_cast<size_t>(rows * d), rng);
@@ -141,12 +116,7 @@ void check_codes(int64_t heads, int64_t hd, int64_t rows, int tables, int bits, 
 void check_keep(int64_t heads, int64_t hd, int64_t frames, int64_t tpf, int64_t rows, int64_t valid, int tables, int bits,
                 bool sink, uint64_t seed) {
   using namespace fastar::cuda;
-  fastar::AnnCaOptions o;
-  o.tables = tables;
-  o.bits = bits;
-  o.label_bits = 1;
-  o.seed = seed;
-  const fastar::LshHasher hasher(fastar::annca_lsh_params(o, hd));
+  const fastar::LshHasher hasher = annca_hasher(tables, bits, seed, hd);
   std::mt19937 rng(static_cast<unsigned>(seed) + 1);
   const int64_t d = heads * hd, n = frames * tpf;
   const std::vector<float> q = random_bf16(static_cast<size_t>(n * d), rng);

@@ -48,6 +48,7 @@
 #include "fastar/kernels/cpu/attention.h"
 #include "fastar/kernels/cuda/ann_bucket_ops.h"
 #include "fastar/kernels/cuda/flash_attention.h"
+#include "bf16_data.h"
 #include "check_util.h"
 
 namespace {
@@ -64,38 +65,6 @@ void report(bool ok, const std::string& name, const std::string& detail) {
   if (!ok) ++failures;
 }
 
-std::vector<float> random_bf16(size_t count, std::mt19937& rng, float scale = 1.0f) {
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> x(count);
-  for (float& e : x) e = fastar::round_to_bf16(normal(rng));
-  return x;
-}
-
-std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
-  std::vector<uint16_t> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = fastar::f32_to_bf16(x[i]);
-  return out;
-}
-std::vector<float> from_bf16(const std::vector<uint16_t>& x) {
-  std::vector<float> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = fastar::bf16_to_f32(x[i]);
-  return out;
-}
-
-// A bf16 device copy of float data.
-struct DeviceBf16 {
-  DeviceBuffer<uint16_t> buf;
-  explicit DeviceBf16(const std::vector<float>& x) : buf(to_bf16(x)) {}
-  explicit DeviceBf16(size_t n) : buf(n) {}
-  bf16* get() const { return reinterpret_cast<bf16*>(buf.ptr); }
-  std::vector<float> download() const { return from_bf16(buf.download()); }
-};
-
-double max_abs(const std::vector<float>& x) {
-  double m = 0;
-  for (float e : x) m = std::max(m, static_cast<double>(std::fabs(e)));
-  return m;
-}
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 

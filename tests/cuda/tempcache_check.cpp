@@ -36,6 +36,7 @@
 #include "fastar/core/error.h"
 #include "fastar/kernels/cpu/attention.h"
 #include "fastar/kernels/cuda/flash_attention.h"
+#include "bf16_data.h"
 #include "check_util.h"
 
 namespace {
@@ -52,12 +53,6 @@ constexpr double kMeanBf16Tol = 4e-3;
 constexpr double kAttnTol = 1e-2;
 
 float bf(float x) { return fastar::round_to_bf16(x); }
-
-std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
-  std::vector<uint16_t> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = fastar::f32_to_bf16(x[i]);
-  return out;
-}
 
 // Unit vector with a given cosine to the unit vector c: c·cosθ + u·sinθ with u ⊥ c random.
 void rotate_from(const float* c, double cos_theta, int64_t d, std::mt19937& rng, float* out) {
