@@ -278,8 +278,13 @@ def main(argv=None):
 
 
 def export_hybrid(model, vocab, out_dir):
-    """The fastar model folder: the teacher's config + "hybrid_layers", hybrid tensors in fastar's names, bf16."""
-    export.write_model_folder(model, vocab, out_dir)
+    """The fastar model folder: the teacher's config + "hybrid_layers", hybrid tensors in fastar's names, bf16.
+    Its rollout defaults are the teacher's with policy arl2 (memory on the hybrid layers, the window on the
+    softmax ones); the teacher's AnnSA layer choice was measured on the teacher's layers, so it is dropped."""
+    defaults = dict(model.config.get("fastar_defaults", {}))
+    defaults["policy"] = "arl2"
+    defaults.pop("ann_layers", None)
+    export.write_model_folder(model, vocab, out_dir, extra_config={"fastar_defaults": defaults})
     with open(os.path.join(out_dir, "config.json")) as f:
         config = json.load(f)
     assert config.get("hybrid_layers") == model.dit.hybrid_layers, "config.json lost hybrid_layers"
