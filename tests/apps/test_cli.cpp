@@ -87,6 +87,11 @@ TEST(Cli, BadOptionsAreErrors) {
       {"generate --model /nonexistent/model", "no such model"},
       {"frobnicate", "unknown command"},
       {"inspect", "give exactly one PATH"},
+      {"generate --policy window+annsa --annsa-blocks 12", "--annsa-blocks must be BQxBK"},
+      {"generate --policy window+annsa --annsa-blocks 64x0", "--annsa-blocks must be BQxBK"},
+      {"generate --policy window --annsa-blocks 64x64", "--annsa-blocks applies only with +annsa"},
+      {"bench rollout --frames 3 --policy window --annsa-bits 3", "applies only to a +annsa policy"},
+      {"bench rollout --frames 3 --policy window+annsa --annsa-own-keys some", "unknown --annsa-own-keys 'some'"},
   };
   for (const Case& c : cases) {
     Result r = run(c.args);

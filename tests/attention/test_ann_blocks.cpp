@@ -110,6 +110,77 @@ TEST(BucketBlockPlan, CoversExactlyTheBlocksWithSharedBuckets) {
   check_plan(1, 7, 3, 1, 1, 6);          // element-wise blocks: exactly the bucket pairs
 }
 
+// Two key segments (cached keys sorted at a commit, own keys sorted per call), the second from key
+// block `first_block`: the plan against brute force over the concatenated layout.
+void check_two_segment_plan(int64_t q_rows, int64_t rows0, int64_t rows1, uint32_t buckets, int64_t bq, int64_t bk,
+                            int64_t gap_blocks, uint64_t seed) {
+  const std::vector<uint32_t> ql = random_labels(q_rows, buckets, seed), kl0 = random_labels(rows0, buckets, seed + 1),
+                              kl1 = random_labels(rows1, buckets, seed + 2);
+  BucketOrder qo, ko0, ko1;
+  bucket_sort(ql.data(), q_rows, 1, buckets, &qo);
+  bucket_sort(kl0.data(), rows0, 1, buckets, &ko0);
+  bucket_sort(kl1.data(), rows1, 1, buckets, &ko1);
+  const int64_t first_block = (rows0 + bk - 1) / bk + gap_blocks;
+  const KeySegmentOffsets segments[2] = {{ko0.offsets.data(), 0}, {ko1.offsets.data(), first_block}};
+  BucketBlockPlan plan;
+  bucket_block_plan(qo.offsets.data(), segments, 2, buckets, bq, bk, &plan);
+  // The layout: key position p holds segment 0's sorted row p, or segment 1's sorted row p − first_block·bk,
+  // or padding (label none).
+  const int64_t positions = first_block * bk + rows1;
+  std::vector<int64_t> label_at(static_cast<size_t>(positions), -1);
+  for (int64_t j = 0; j < rows0; ++j) label_at[static_cast<size_t>(j)] = kl0[static_cast<size_t>(ko0.order[static_cast<size_t>(j)])];
+  for (int64_t j = 0; j < rows1; ++j)
+    label_at[static_cast<size_t>(first_block * bk + j)] = kl1[static_cast<size_t>(ko1.order[static_cast<size_t>(j)])];
+  const int64_t q_blocks = (q_rows + bq - 1) / bq;
+  ASSERT_EQ(static_cast<int64_t>(plan.block_offsets.size()), q_blocks + 1);
+  int64_t executed = 0, bucket_pairs = 0;
+  for (int64_t qb = 0; qb < q_blocks; ++qb) {
+    std::set<int32_t> expected;
+    for (int64_t i = qb * bq; i < std::min(q_rows, (qb + 1) * bq); ++i)
+      for (int64_t p = 0; p < positions; ++p)
+        if (label_at[static_cast<size_t>(p)] == ql[static_cast<size_t>(qo.order[static_cast<size_t>(i)])])
+          expected.insert(static_cast<int32_t>(p / bk));
+    const std::vector<int32_t> listed(plan.block_index.begin() + plan.block_offsets[static_cast<size_t>(qb)],
+                                      plan.block_index.begin() + plan.block_offsets[static_cast<size_t>(qb) + 1]);
+    EXPECT_TRUE(std::is_sorted(listed.begin(), listed.end()));
+    EXPECT_EQ(std::set<int32_t>(listed.begin(), listed.end()), expected) << "query block " << qb;
+    EXPECT_EQ(listed.size(), expected.size()) << "duplicate key block in query block " << qb;
+    for (int32_t kb : listed)
+      for (int64_t p = int64_t{kb} * bk; p < std::min(positions, (int64_t{kb} + 1) * bk); ++p)
+        executed += (std::min(q_rows, (qb + 1) * bq) - qb * bq) * (label_at[static_cast<size_t>(p)] >= 0);
+  }
+  for (int64_t i = 0; i < q_rows; ++i) {
+    for (int64_t j = 0; j < rows0; ++j) bucket_pairs += ql[static_cast<size_t>(i)] == kl0[static_cast<size_t>(j)];
+    for (int64_t j = 0; j < rows1; ++j) bucket_pairs += ql[static_cast<size_t>(i)] == kl1[static_cast<size_t>(j)];
+  }
+  EXPECT_EQ(plan.executed_pairs, executed) << "padding rows must not count";
+  EXPECT_EQ(plan.bucket_pairs, bucket_pairs);
+}
+
+TEST(BucketBlockPlan, TwoKeySegmentsEachFromABlockBoundary) {
+  check_two_segment_plan(300, 500, 200, 4, 64, 64, 0, 31);   // segment 0 ends mid-block: padding follows
+  check_two_segment_plan(257, 128, 333, 8, 128, 64, 0, 32);  // segment 0 ends on a block boundary
+  check_two_segment_plan(200, 300, 150, 2, 64, 64, 3, 33);   // spare blocks between the segments
+  check_two_segment_plan(100, 0, 90, 4, 64, 64, 0, 34);      // no cached keys
+  check_two_segment_plan(64, 70, 70, 1, 64, 64, 0, 35);      // one bucket: every key block of both
+  // Equals the one-segment plan when the second is empty.
+  const std::vector<uint32_t> ql = random_labels(150, 4, 36), kl = random_labels(260, 4, 37);
+  BucketOrder qo, ko, none;
+  bucket_sort(ql.data(), 150, 1, 4, &qo);
+  bucket_sort(kl.data(), 260, 1, 4, &ko);
+  bucket_sort(kl.data(), 0, 1, 4, &none);
+  BucketBlockPlan one, two;
+  bucket_block_plan(qo.offsets.data(), ko.offsets.data(), 4, 64, 64, &one);
+  const KeySegmentOffsets segments[2] = {{ko.offsets.data(), 0}, {none.offsets.data(), 5}};
+  bucket_block_plan(qo.offsets.data(), segments, 2, 4, 64, 64, &two);
+  EXPECT_EQ(one.block_index, two.block_index);
+  EXPECT_EQ(one.block_offsets, two.block_offsets);
+  EXPECT_EQ(one.executed_pairs, two.executed_pairs);
+  // Overlapping segments are a programming error.
+  const KeySegmentOffsets overlapping[2] = {{ko.offsets.data(), 0}, {ko.offsets.data(), 4}};  // 260 rows need 5 blocks
+  EXPECT_DEATH(bucket_block_plan(qo.offsets.data(), overlapping, 2, 4, 64, 64, &two), "overlaps");
+}
+
 // Double-precision softmax of query row i over the keys allowed[j], with optional bias.
 void reference_row(const float* q, const std::vector<const float*>& keys, const std::vector<const float*>& values,
                    const std::vector<float>& bias, const std::vector<bool>& allowed, int64_t hd, double scale,
@@ -172,7 +243,11 @@ TEST(BucketedAttentionHead, MatchesMaskedSoftmaxReference) {
       // Position of each row in the sorted order, to rebuild the block pattern.
       std::vector<int64_t> q_pos(static_cast<size_t>(q_len)), k_pos(static_cast<size_t>(seg0 + seg1));
       for (int64_t i = 0; i < q_len; ++i) q_pos[static_cast<size_t>(scratch.q_order.order[static_cast<size_t>(i)])] = i;
-      for (int64_t j = 0; j < seg0 + seg1; ++j) k_pos[static_cast<size_t>(scratch.k_order.order[static_cast<size_t>(j)])] = j;
+      // Each segment sorted on its own; segment 1 from the key block after segment 0.
+      EXPECT_EQ(scratch.seg1_base, (seg0 + block - 1) / block * block);
+      for (int64_t j = 0; j < seg0; ++j) k_pos[static_cast<size_t>(scratch.k_order[0].order[static_cast<size_t>(j)])] = j;
+      for (int64_t j = 0; j < seg1; ++j)
+        k_pos[static_cast<size_t>(seg0 + scratch.k_order[1].order[static_cast<size_t>(j)])] = scratch.seg1_base + j;
       std::set<std::pair<int64_t, int64_t>> blocks;
       for (int64_t qb = 0; qb + 1 < static_cast<int64_t>(scratch.plan.block_offsets.size()); ++qb)
         for (int32_t e = scratch.plan.block_offsets[static_cast<size_t>(qb)]; e < scratch.plan.block_offsets[static_cast<size_t>(qb) + 1]; ++e)

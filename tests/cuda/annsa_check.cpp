@@ -33,6 +33,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fastar/attention/ann_lsh.h"
@@ -595,14 +596,14 @@ void bench() {
   const int64_t H = 12, hd = 128, d = H * hd, tpf = 1560, cf = 3, n = cf * tpf;
   cudaStream_t st;
   CHECK_CUDA(cudaStreamCreate(&st));
-  std::printf("\nAnnSA per layer, Wan2.1-1.3B shapes (%lld queries, %lld heads x %lld), random bf16 q/k/v, own keys dense\n\n",
+  std::printf("\nAnnSA per layer, Wan2.1-1.3B shapes (%lld queries, %lld heads x %lld), random bf16 q/k/v\n\n",
               static_cast<long long>(n), static_cast<long long>(H), static_cast<long long>(hd));
   // The cached keys are sorted once per chunk, at commit; a Self-Forcing chunk (4 steps + the clean pass,
   // the first 30% of the steps dense) makes 3 sparse calls per layer on the sorted copy.
   constexpr int kSparseCallsPerChunk = 3;
-  std::printf("| cached frames | bits | blocks | density | dense ms | own-keys dense ms | AnnSA call ms | AnnSA / dense"
+  std::printf("| cached frames | own keys | bits | blocks | density | dense ms | own-keys dense ms | AnnSA call ms | AnnSA / dense"
               " | sort at commit ms | per chunk: (%d calls + sort) / %d dense |\n", kSparseCallsPerChunk, kSparseCallsPerChunk);
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::mt19937 rng(7);
   const std::vector<float> qh = random_bf16(static_cast<size_t>(n * d), rng);
   DeviceBf16 q(qh), out(static_cast<size_t>(n * d));
@@ -615,12 +616,17 @@ void bench() {
     const float dense_ms = time_ms(st, 10, [&] { CHECK_CUDA(fastar::cuda::attention_forward_bf16(dp, st)); });
     fastar::AttentionParams op = fastar::packed_attention_params(q.get(), k.get(), v.get(), out.get(), n, n, H, hd);
     const float own_ms = time_ms(st, 10, [&] { CHECK_CUDA(fastar::cuda::attention_forward_bf16(op, st)); });
+    for (fastar::AnnSaOwnKeys own : {fastar::AnnSaOwnKeys::dense, fastar::AnnSaOwnKeys::sparse})
     for (int bits : {2, 3, 4}) {
-      for (int64_t bq : {int64_t{128}, int64_t{64}}) {
+      // 128x128: the Hopper (wgmma) kernel's tiles; 128x64 and 64x64 run on the mma.sync kernel.
+      const std::pair<int64_t, int64_t> kBlocks[] = {{128, 128}, {128, 64}, {64, 64}};
+      for (const auto& [bq, bk] : kBlocks) {
         fastar::AnnSaOptions options;
         options.bits = bits;
         options.block_q = bq;
-        options.block_k = 64;
+        options.block_k = bk;
+        options.own_keys = own;
+        const bool own_dense = own == fastar::AnnSaOwnKeys::dense;
         auto inner = std::make_unique<fastar::cuda::CudaKvCache>(1, H, hd, tpf, frames + cf);
         fastar::cuda::CudaAnnSaMemory mem(std::move(inner), 1, H, hd, n, options);
         for (int64_t f = 0; f < frames; f += cf) {  // fill the cache with the baseline's keys, chunk by chunk
@@ -637,9 +643,12 @@ void bench() {
         const fastar::SparseStats s = mem.stats();
         const float sort_ms = time_ms(st, 10, [&] { mem.sort_cached_keys(st); });
         const float chunk_ratio = (kSparseCallsPerChunk * ann_ms + sort_ms) / (kSparseCallsPerChunk * dense_ms);
-        std::printf("| %lld | %d | %lldx64 | %.3f | %.3f | %.3f | %.3f | %.2fx | %.3f | %.2fx |\n", static_cast<long long>(frames),
-                    bits, static_cast<long long>(bq), s.layer(0).density(), dense_ms, own_ms, ann_ms, ann_ms / dense_ms,
-                    sort_ms, chunk_ratio);
+        char own_col[32] = "-";  // bucketed own keys have no dense part
+        if (own_dense) std::snprintf(own_col, sizeof own_col, "%.3f", own_ms);
+        std::printf("| %lld | %s | %d | %lldx%lld | %.3f | %.3f | %s | %.3f | %.2fx | %.3f | %.2fx |\n",
+                    static_cast<long long>(frames), own_dense ? "dense" : "bucketed", bits, static_cast<long long>(bq),
+                    static_cast<long long>(bk),
+                    s.layer(0).density(), dense_ms, own_col, ann_ms, ann_ms / dense_ms, sort_ms, chunk_ratio);
       }
     }
   }
@@ -671,6 +680,9 @@ int main(int argc, char** argv) {
     check_memory({"window bits3 own-dense 128x64 hd128 layer 1", "window", 2, 2, 128, 96, 2, 4, 3, 128, 64,
                   fastar::AnnSaOwnKeys::dense, {1}});
     check_memory({"window bits2 own-sparse 64x64", "window", 2, 2, 64, 96, 2, 4, 2, 64, 64, fastar::AnnSaOwnKeys::sparse, {}});
+    // Own keys bucketed, cached rows off the block grid (100 tokens per frame): padding between the segments.
+    check_memory({"window bits3 own-sparse 128x64 hd128 tpf100 layer 0", "window", 2, 3, 128, 100, 3, 5, 3, 128, 64,
+                  fastar::AnnSaOwnKeys::sparse, {0}});
     check_memory({"tempcache bits2 own-dense 64x64", "tempcache"});
     check_memory({"tempcache bits2 own-sparse 128x128 hd128", "tempcache", 2, 2, 128, 96, 2, 3, 2, 128, 128,
                   fastar::AnnSaOwnKeys::sparse, {}});

@@ -39,11 +39,40 @@ const std::vector<OptionSpec>& ann_option_specs() {
       {"annsa-buckets", "lsh|prompt", "annsa: LSH of q and k in a shared space, or AnnCA's prompt buckets (needs +annca)", "lsh"},
       {"annsa-bits", "B", "annsa: LSH sign bits (2^B buckets per head)", "2"},
       {"annsa-own-keys", "dense|sparse", "annsa: the chunk's own keys always attended, or bucketed too", "dense"},
+      {"annsa-blocks", "BQxBK", "annsa: block-sparse tile (query rows x key rows)", "64x64 on the CPU, 128x128 on the GPU"},
       {"annca-top-k", "K", "annca with --ann quant: prompt tokens kept per query (int8 top-K)", "1"},
       {"annca-padding", "sink|drop", "annca: the identical padding rows as one key with bias log(count) (exact) or dropped", "sink"},
       {"ann-stats", "", "annsa/annca diagnostic: measure recall against dense attention (slow)", ""},
   };
   return specs;
+}
+
+std::vector<OptionSpec> annsa_option_specs() {
+  std::vector<OptionSpec> out;
+  for (const OptionSpec& spec : ann_option_specs())
+    if (spec.name.rfind("annsa-", 0) == 0) out.push_back(spec);
+  return out;
+}
+
+AnnSaOptions annsa_options_from_args(const Args& args, const std::string& device) {
+  AnnSaOptions options;
+  const std::string buckets = args.get("annsa-buckets", "lsh");
+  FASTAR_CHECK(buckets == "lsh" || buckets == "prompt",
+               "fastar: unknown --annsa-buckets '" << buckets << "'; choose lsh or prompt");
+  options.buckets = buckets == "lsh" ? AnnSaBuckets::lsh : AnnSaBuckets::prompt;
+  options.bits = static_cast<int>(args.get_int("annsa-bits", 2, 1, 16));
+  const std::string own = args.get("annsa-own-keys", "dense");
+  FASTAR_CHECK(own == "dense" || own == "sparse", "fastar: unknown --annsa-own-keys '" << own << "'; choose dense or sparse");
+  options.own_keys = own == "dense" ? AnnSaOwnKeys::dense : AnnSaOwnKeys::sparse;
+  const std::string blocks = args.get("annsa-blocks", device == "cuda" ? "128x128" : "64x64");
+  long long bq = 0, bk = 0;
+  char x = 0, rest = 0;
+  FASTAR_CHECK(std::sscanf(blocks.c_str(), "%lld%c%lld%c", &bq, &x, &bk, &rest) == 3 && x == 'x' && bq > 0 && bk > 0 &&
+                   bq <= 4096 && bk <= 4096,
+               "fastar: --annsa-blocks must be BQxBK with positive sizes, e.g. 128x128 (got '" << blocks << "')");
+  options.block_q = bq;
+  options.block_k = bk;
+  return options;
 }
 
 bool tempcache_options_allowed(const Args& args, const AnnPolicy& policy) {
@@ -79,7 +108,8 @@ AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const Wa
   const std::string buckets = args.get("annsa-buckets", "lsh");
   FASTAR_CHECK(buckets == "lsh" || buckets == "prompt",
                "fastar generate: unknown --annsa-buckets '" << buckets << "'; choose lsh or prompt");
-  FASTAR_CHECK(policy.annsa || (!args.has("annsa-buckets") && !args.has("annsa-bits") && !args.has("annsa-own-keys")),
+  FASTAR_CHECK(policy.annsa || (!args.has("annsa-buckets") && !args.has("annsa-bits") && !args.has("annsa-own-keys") &&
+                                !args.has("annsa-blocks")),
                "fastar generate: --annsa-* options apply only with +annsa in --policy");
   FASTAR_CHECK(policy.annca || !args.has("annca-top-k"), "fastar generate: --annca-top-k applies only with +annca in --policy");
   FASTAR_CHECK(policy.annca || !args.has("annca-padding"), "fastar generate: --annca-padding applies only with +annca in --policy");
@@ -102,12 +132,7 @@ AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const Wa
                                                         modules.board.get());
   }
   if (policy.annsa) {
-    AnnSaOptions options;
-    options.buckets = buckets == "lsh" ? AnnSaBuckets::lsh : AnnSaBuckets::prompt;
-    options.bits = static_cast<int>(args.get_int("annsa-bits", 2, 1, 16));
-    const std::string own = args.get("annsa-own-keys", "dense");
-    FASTAR_CHECK(own == "dense" || own == "sparse", "fastar generate: unknown --annsa-own-keys '" << own << "'; choose dense or sparse");
-    options.own_keys = own == "dense" ? AnnSaOwnKeys::dense : AnnSaOwnKeys::sparse;
+    AnnSaOptions options = annsa_options_from_args(args, args.get("device", "cpu"));
     options.schedule = schedule;
     options.diagnostics = diagnostics;
     auto wrapped = std::make_unique<AnnSaMemory>(std::move(*memory), config.num_layers, config.num_heads,

@@ -24,8 +24,17 @@ struct AnnPolicy {
 // Throws fastar::Error on an unknown or repeated module, or a missing base policy.
 AnnPolicy split_ann_policy(const std::string& policy);
 
-// --ann-layers, --ann-dense-steps, --annsa-buckets, --annsa-bits, --annsa-own-keys, --annca-top-k, --ann-stats.
+// --ann-layers, --ann-dense-steps, --annsa-buckets, --annsa-bits, --annsa-own-keys, --annsa-blocks,
+// --annca-top-k, --ann-stats.
 const std::vector<OptionSpec>& ann_option_specs();
+// The --annsa-* ones alone (bench rollout takes these).
+std::vector<OptionSpec> annsa_option_specs();
+
+// AnnSA's options from --annsa-buckets, --annsa-bits, --annsa-own-keys and --annsa-blocks; device ("cpu" |
+// "cuda") picks the block default: 64x64 on the CPU, 128x128 on the GPU (the Hopper kernel's tiles; 128x64
+// would fall back to the mma.sync kernel). The schedule and diagnostics are the caller's. Throws
+// fastar::Error on bad values.
+AnnSaOptions annsa_options_from_args(const Args& args, const std::string& device);
 
 // True if the TempCache options given are allowed: with a tempcache base, or only --ann with an ANN module.
 bool tempcache_options_allowed(const Args& args, const AnnPolicy& policy);

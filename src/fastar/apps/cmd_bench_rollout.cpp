@@ -47,7 +47,7 @@ namespace fastar::app {
 
 namespace {
 
-const std::vector<OptionSpec> kSpecs = {
+const std::vector<OptionSpec> kOwnSpecs = {
     {"model", "PATH", "model folder (config.json + safetensors)", "the model shipped with fastar"},
     {"shape", "NAME", "a published model's shapes with random weights instead of --model: wan2.1-1.3b", ""},
     {"random-weights", "SEED", "random weights for the model's config", "0 with --shape"},
@@ -76,6 +76,13 @@ const std::vector<OptionSpec> kSpecs = {
     {"from-csv", "LIST", "no rollout: rewrite the report (plot, table) from these CSVs of earlier runs", ""},
     {"threads", "N", "CPU threads", "all cores"},
 };
+
+// bench rollout's options + AnnSA's (--annsa-bits, --annsa-own-keys, --annsa-blocks, … for the +annsa policies).
+std::vector<OptionSpec> bench_rollout_specs() {
+  std::vector<OptionSpec> specs = kOwnSpecs;
+  for (const OptionSpec& spec : annsa_option_specs()) specs.push_back(spec);
+  return specs;
+}
 
 struct PolicyRun {
   std::string policy;
@@ -323,14 +330,15 @@ std::vector<PolicyRun> read_runs_csv(const std::string& path) {
 }  // namespace
 
 int run_bench_rollout(int argc, char** argv) {
-  Args args("bench rollout", kSpecs, argc, argv);
+  const std::vector<OptionSpec> specs = bench_rollout_specs();
+  Args args("bench rollout", specs, argc, argv);
   if (args.help()) {
     std::fputs(format_help("fastar bench rollout [--model PATH | --shape wan2.1-1.3b] --frames N --policy dense,window "
                            "[--device cpu|cuda] [--out PREFIX]",
                            "Rolls out with each policy (Self-Forcing schedule, no output sink) and records per chunk\n"
                            "the wall time, video frames/s, memory in use and peak, and the policy's memory. Writes\n"
                            "PREFIX.csv, PREFIX.svg (frames/s and memory against the frame index) and PREFIX.md.",
-                           kSpecs)
+                           specs)
                    .c_str(),
                stdout);
     return 0;
@@ -414,10 +422,18 @@ int run_bench_rollout(int argc, char** argv) {
   const std::vector<std::string> policies = split_list(args.get("policy", "dense,window"));
   FASTAR_CHECK(!policies.empty(), "fastar bench rollout: --policy needs at least one policy");
   // Every policy name is checked before the first rollout (a long run must not fail on its last policy).
+  bool any_annsa = false;
   for (const std::string& policy : policies) {
     const BenchPolicy bp = parse_bench_policy(policy);
     FASTAR_CHECK(!bp.annsa || bp.base != "arl2", "fastar bench rollout: annsa wraps dense, window or tempcache, not arl2");
+    any_annsa |= bp.annsa;
   }
+  for (const OptionSpec& spec : annsa_option_specs())
+    FASTAR_CHECK(any_annsa || !args.has(spec.name), "fastar bench rollout: --" << spec.name << " applies only to a +annsa policy");
+  AnnSaOptions annsa_options = annsa_options_from_args(args, device);
+  FASTAR_CHECK(annsa_options.buckets == AnnSaBuckets::lsh,
+               "fastar bench rollout: --annsa-buckets prompt needs AnnCA's prompt board; use fastar generate for it");
+  annsa_options.schedule = bench_ann_schedule(c, rollout_config);
   const int64_t report_every = args.get_int("report-every", 10, 0, INT64_MAX);
   // A pixel-space model (RGB in, no VAE: the world model) outputs one frame per latent frame; a Wan
   // latent becomes 4 video frames (the first 1).
@@ -515,10 +531,9 @@ int run_bench_rollout(int argc, char** argv) {
       }
       spec.tempcache = tempcache;
       spec.tempcache_capacity = args.get_int("tempcache-capacity", 0, 0, INT64_MAX);
-      if (bp.annsa) {  // AnnSA's defaults: LSH 2 bits, first 30% of the steps dense, Hopper blocks 128x64
+      if (bp.annsa) {  // --annsa-* (default LSH 2 bits, own keys dense, Hopper blocks 128x128), first 30% of the steps dense
         spec.policy += "+annsa";
-        spec.annsa.block_q = 128;
-        spec.annsa.schedule = bench_ann_schedule(c, rollout_config);
+        spec.annsa = annsa_options;
       }
       if (bp.annca) {  // AnnCA's defaults: LSH 4 tables x 8 bits, padding as one biased key
         spec.annca = true;
@@ -528,11 +543,8 @@ int run_bench_rollout(int argc, char** argv) {
 #endif
     } else {
       std::unique_ptr<CrossFrameMemory> memory = make_cpu_memory(bp, *run_model, window, sink, tempcache);
-      if (bp.annsa) {
-        AnnSaOptions options;
-        options.schedule = bench_ann_schedule(c, rollout_config);
-        memory = std::make_unique<AnnSaMemory>(std::move(memory), c.num_layers, c.num_heads, c.head_dim(), options, nullptr);
-      }
+      if (bp.annsa)
+        memory = std::make_unique<AnnSaMemory>(std::move(memory), c.num_layers, c.num_heads, c.head_dim(), annsa_options, nullptr);
       std::unique_ptr<AnnCrossAttention> annca;
       RolloutConfig run_config = rollout_config;
       if (bp.annca) {

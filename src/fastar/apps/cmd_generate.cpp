@@ -242,10 +242,9 @@ int run_generate(int argc, char** argv) {
     FASTAR_CHECK(!rolling, "fastar generate --device cuda runs the self-forcing schedule for now; use --device cpu");
     cuda::CudaPolicySpec spec;
     spec.policy = policy;
-    if (ann.annsa) {  // the CPU policy's AnnSA options; block_q 128 selects the Hopper block-sparse kernel
+    if (ann.annsa) {  // the CPU policy's AnnSA options (their blocks default to the Hopper kernel's 128x128 with --device cuda)
       spec.policy += "+annsa";
       spec.annsa = ann_modules.annsa->options();
-      spec.annsa.block_q = 128;
     }
     if (ann.annca) {  // the CPU policy's AnnCA options (LSH only on the GPU)
       spec.annca = true;

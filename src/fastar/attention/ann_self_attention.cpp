@@ -18,28 +18,37 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 int64_t bucketed_attention_head(const BucketedHeadArgs& a, BucketedScratch* s) {
   const int64_t hd = a.head_dim;
-  const int64_t seg0 = a.keys[0].rows, total = seg0 + a.keys[1].rows;
+  const int64_t rows0 = a.keys[0].rows, rows1 = a.keys[1].rows;
+  // Segment 1 starts on the key block after segment 0 (the rows between are padding).
+  s->seg1_base = rows1 > 0 ? (rows0 + a.block_k - 1) / a.block_k * a.block_k : rows0;
+  const int64_t total = s->seg1_base + rows1;
   bucket_sort(a.q_labels, a.q_len, 1, a.num_buckets, &s->q_order);
-  bucket_sort(a.k_labels, total, 1, a.num_buckets, &s->k_order);
+  bucket_sort(a.k_labels, rows0, 1, a.num_buckets, &s->k_order[0]);
+  bucket_sort(a.k_labels + rows0, rows1, 1, a.num_buckets, &s->k_order[1]);
 
   // Gather per head in sorted order.                          q: [q_len, hd], k/v: [total, hd]
   s->q.resize(static_cast<size_t>(a.q_len * hd));
   for (int64_t i = 0; i < a.q_len; ++i)
     std::memcpy(s->q.data() + i * hd, a.q + s->q_order.order[static_cast<size_t>(i)] * a.q_stride, sizeof(float) * hd);
-  s->k.resize(static_cast<size_t>(std::max<int64_t>(total, 1) * hd));
-  s->v.resize(s->k.size());
-  const bool any_bias = a.keys[0].bias || a.keys[1].bias;
+  s->k.assign(static_cast<size_t>(std::max<int64_t>(total, 1) * hd), 0.0f);
+  s->v.assign(s->k.size(), 0.0f);
+  const bool any_bias = a.keys[0].bias || a.keys[1].bias || s->seg1_base > rows0;
   s->bias.assign(any_bias ? static_cast<size_t>(total) : 0, 0.0f);
-  for (int64_t j = 0; j < total; ++j) {
-    int64_t row = s->k_order.order[static_cast<size_t>(j)];
-    const KeySegment& seg = a.keys[row < seg0 ? 0 : 1];
-    if (row >= seg0) row -= seg0;
-    std::memcpy(s->k.data() + j * hd, seg.k + row * seg.k_stride, sizeof(float) * hd);
-    std::memcpy(s->v.data() + j * hd, seg.v + row * seg.v_stride, sizeof(float) * hd);
-    if (seg.bias) s->bias[static_cast<size_t>(j)] = seg.bias[row];
+  for (int64_t j = rows0; any_bias && j < s->seg1_base; ++j) s->bias[static_cast<size_t>(j)] = kNegInf;  // padding
+  for (int seg = 0; seg < 2; ++seg) {
+    const KeySegment& ks = a.keys[seg];
+    const int64_t base = seg == 0 ? 0 : s->seg1_base;
+    for (int64_t i = 0; i < ks.rows; ++i) {
+      const int64_t row = s->k_order[seg].order[static_cast<size_t>(i)], j = base + i;
+      std::memcpy(s->k.data() + j * hd, ks.k + row * ks.k_stride, sizeof(float) * hd);
+      std::memcpy(s->v.data() + j * hd, ks.v + row * ks.v_stride, sizeof(float) * hd);
+      if (ks.bias) s->bias[static_cast<size_t>(j)] = ks.bias[row];
+    }
   }
 
-  bucket_block_plan(s->q_order.offsets.data(), s->k_order.offsets.data(), a.num_buckets, a.block_q, a.block_k, &s->plan);
+  const KeySegmentOffsets segments[2] = {{s->k_order[0].offsets.data(), 0},
+                                         {s->k_order[1].offsets.data(), s->seg1_base / a.block_k}};
+  bucket_block_plan(s->q_order.offsets.data(), segments, rows1 > 0 ? 2 : 1, a.num_buckets, a.block_q, a.block_k, &s->plan);
   s->o.resize(static_cast<size_t>(a.q_len * hd));
   s->lse.resize(static_cast<size_t>(a.q_len));
   AttentionParams p = packed_attention_params(s->q.data(), s->k.data(), s->v.data(), s->o.data(), a.q_len, total, 1, hd);

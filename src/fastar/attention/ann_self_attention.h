@@ -30,7 +30,9 @@ namespace fastar {
 
 // ---- the kernel-level piece: one head, labels given ---------------------------------------------
 
-// Keys in up to two segments (cached keys, then the call's own), concatenated in that order.
+// Keys in up to two segments (cached keys, then the call's own). Each segment is sorted by bucket on
+// its own; the second starts on a key-block boundary after the first (KeySegmentOffsets), so the GPU
+// can keep the cached segment sorted from one commit to the next and sort only the call's own keys.
 struct KeySegment {
   const float* k = nullptr;  // [rows, k_stride]
   const float* v = nullptr;  // [rows, v_stride]
@@ -54,9 +56,12 @@ struct BucketedHeadArgs {
   float* lse = nullptr;  // [q_len] natural-log sum of exp of the visited logits (−inf when none)
 };
 
-// Scratch reused across calls (sorted copies, plan).
+// Scratch reused across calls (sorted copies, plan). Sorted key layout: segment 0's row k_order[0].order[i]
+// at position i, padding (zero, −inf bias) up to seg1_base, segment 1's row k_order[1].order[i] at
+// seg1_base + i.
 struct BucketedScratch {
-  BucketOrder q_order, k_order;
+  BucketOrder q_order, k_order[2];
+  int64_t seg1_base = 0;
   BucketBlockPlan plan;
   std::vector<float> q, k, v, bias, o, lse;
 };

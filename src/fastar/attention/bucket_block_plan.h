@@ -41,4 +41,20 @@ struct BucketBlockPlan {
 void bucket_block_plan(const int32_t* q_offsets, const int32_t* k_offsets, uint32_t num_buckets, int64_t block_q,
                        int64_t block_k, BucketBlockPlan* out);
 
+// Keys in segments, each sorted by bucket on its own and starting on a key-block boundary: segment s
+// holds key rows [first_block·block_k, first_block·block_k + offsets[num_buckets]) (AnnSA with the
+// call's own keys bucketed: the cached keys, sorted once per commit, then the chunk's own keys, sorted
+// per call; the rows between segments are padding that the attention masks with a −inf bias).
+struct KeySegmentOffsets {
+  const int32_t* offsets = nullptr;  // [num_buckets + 1] bucket ranges within the segment
+  int64_t first_block = 0;           // ≥ the previous segment's first_block + its ⌈rows / block_k⌉
+};
+
+// The plan over several key segments: query block qb visits key block kb iff some query of qb and some
+// key of kb share a bucket; key blocks ascending per query block; executed_pairs counts each visited
+// block's rows of its segment (padding excluded), bucket_pairs Σ_s Σ_b |Q_b|·|K_{s,b}|. One segment at
+// first_block 0 is exactly the plan above.
+void bucket_block_plan(const int32_t* q_offsets, const KeySegmentOffsets* segments, int num_segments,
+                       uint32_t num_buckets, int64_t block_q, int64_t block_k, BucketBlockPlan* out);
+
 }  // namespace fastar

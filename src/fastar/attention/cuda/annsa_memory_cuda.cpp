@@ -57,7 +57,10 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
   max_key_rows_ = probe.capacity_rows;
   FASTAR_CHECK(max_key_rows_ >= max_call_tokens, "annsa (GPU): the wrapped cache holds fewer rows than one call");
   const int64_t nbt = num_buckets_ + 1;  // + the excluded keys' label
-  const int64_t q_pad = round_up(max_call_tokens, options_.block_q), k_pad = round_up(max_key_rows_, options_.block_k);
+  const bool own_dense = options_.own_keys == AnnSaOwnKeys::dense;
+  own_pad_ = own_dense ? 0 : round_up(max_call_tokens, options_.block_k);
+  const int64_t q_pad = round_up(max_call_tokens, options_.block_q),
+                k_pad = round_up(max_key_rows_, options_.block_k) + own_pad_;  // per head, both segments
   const int64_t q_blocks = q_pad / options_.block_q, k_blocks = k_pad / options_.block_k;
   FASTAR_CHECK(heads * k_pad < (int64_t{1} << 31) && heads * q_pad < (int64_t{1} << 31),
                "annsa (GPU): too many rows for the stacked layout; " << kMemoryHint);
@@ -74,19 +77,19 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
   q_order_ = static_cast<int32_t*>(alloc(heads * max_call_tokens * 4));
   k_order_ = static_cast<int32_t*>(alloc(heads * max_key_rows_ * 4));
   q_offsets_ = static_cast<int32_t*>(alloc(heads * (nbt + 1) * 4));
+  own_offsets_ = static_cast<int32_t*>(alloc(heads * (nbt + 1) * 4));
   q_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * q_pad * hd * 2));
   o_sorted_ = static_cast<__nv_bfloat16*>(alloc(heads * q_pad * hd * 2));
   lse_sorted_ = static_cast<float*>(alloc(heads * q_pad * 4));
   block_offsets_ = static_cast<int32_t*>(alloc((heads * q_blocks + 1) * 4));
   block_index_ = static_cast<int32_t*>(alloc(heads * q_blocks * k_blocks * 4));
   counters_ = static_cast<unsigned long long*>(alloc(layers * 2 * 8));
-  // Sorted copies of the keys: one per sparse layer (own keys dense: the cache changes only at commits),
-  // or one scratch copy refilled per call (own keys bucketed). Sized for the wrapped cache's capacity
-  // rows (its staged chunk included): after the last commit a full cache holds that many.
-  const bool own_dense = options_.own_keys == AnnSaOwnKeys::dense;
-  sorted_.resize(own_dense ? static_cast<size_t>(layers) : 1);
-  for (int64_t i = 0; i < static_cast<int64_t>(sorted_.size()); ++i) {
-    if (own_dense && !options_.schedule.layer_is_sparse(i)) continue;
+  // Sorted copies of the keys: one per sparse layer (the cache changes only at commits), sized for the
+  // wrapped cache's capacity rows (its staged chunk included: after the last commit a full cache holds
+  // that many) + the room for the call's own keys when they are bucketed.
+  sorted_.resize(static_cast<size_t>(layers));
+  for (int64_t i = 0; i < layers; ++i) {
+    if (!options_.schedule.layer_is_sparse(i)) continue;
     SortedKeys& sk = sorted_[static_cast<size_t>(i)];
     sk.k = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
     sk.v = static_cast<__nv_bfloat16*>(alloc(heads * k_pad * hd * 2));
@@ -107,12 +110,11 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
 }
 
 int64_t CudaAnnSaMemory::bytes() const {
-  // The sorted copies count as the rows they hold now (k, v, bias per head; padded to block_k), like the
-  // wrapped cache's rows in use; the per-call scratch of bucketed own keys does not persist.
+  // The sorted copies count as the rows they hold now (k, v, bias per head; padded to block_k; with own
+  // keys bucketed + the room for a call's own keys), like the wrapped cache's rows in use.
   int64_t sorted = 0;
-  if (options_.own_keys == AnnSaOwnKeys::dense)
-    for (const SortedKeys& sk : sorted_)
-      if (sk.k) sorted += heads_ * round_up(sk.rows, options_.block_k) * (4 * head_dim_ + 4);
+  for (const SortedKeys& sk : sorted_)
+    if (sk.k) sorted += heads_ * sk.head_rows * (4 * head_dim_ + 4);
   return inner_->bytes() + sorted;
 }
 
@@ -159,7 +161,6 @@ void CudaAnnSaMemory::commit(cudaStream_t stream) {
 }
 
 void CudaAnnSaMemory::sort_cached_keys(cudaStream_t stream) {
-  if (options_.own_keys != AnnSaOwnKeys::dense) return;
   for (int64_t layer = 0; layer < layers_; ++layer) {
     if (!options_.schedule.layer_is_sparse(layer)) continue;
     CudaCachedKeys c;
@@ -194,8 +195,36 @@ void CudaAnnSaMemory::sort_keys(const CudaCachedKeys& c, int64_t keys, SortedKey
   gk.rows_pad = round_up(keys, options_.block_k);
   gk.heads = heads_;
   gk.head_dim = hd;
+  gk.dst_head_stride = gk.rows_pad + own_pad_;
   FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gk, stream));
   dst.rows = keys;
+  dst.head_rows = gk.dst_head_stride;
+}
+
+void CudaAnnSaMemory::sort_own_keys(int64_t layer, int64_t n, SortedKeys& dst, cudaStream_t stream) {
+  FASTAR_ASSERT(n <= own_pad_ && n <= max_key_rows_, "annsa (GPU): a call larger than sized for");
+  const int nb = num_buckets_, nbt = nb + 1;
+  const int64_t hd = head_dim_, d = heads_ * hd, seg_pad = round_up(dst.rows, options_.block_k);
+  const __nv_bfloat16* k = inner_->chunk_k(layer);  // [n, heads·hd]
+  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(k, n, heads_, hd, d, hd, projections_, 0, options_.bits, nullptr, 0,
+                                           static_cast<uint32_t>(nb), k_labels_, max_key_rows_, stream));
+  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(k_labels_, max_key_rows_, n, heads_, nbt, k_order_, max_key_rows_, own_offsets_, stream));
+  AnnGatherArgs gk;
+  gk.src[0] = k;
+  gk.src[1] = inner_->chunk_v(layer);
+  gk.dst[0] = dst.k + seg_pad * hd;  // the second segment of head 0; head h at + h·head_rows rows
+  gk.dst[1] = dst.v + seg_pad * hd;
+  gk.src_row_stride = d;
+  gk.src_head_stride = hd;
+  gk.order = k_order_;
+  gk.order_head_stride = max_key_rows_;
+  gk.dst_bias = dst.bias + seg_pad;
+  gk.rows = n;
+  gk.rows_pad = own_pad_;
+  gk.heads = heads_;
+  gk.head_dim = hd;
+  gk.dst_head_stride = dst.head_rows;
+  FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gk, stream));
 }
 
 void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream,
@@ -208,10 +237,10 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   FASTAR_ASSERT(inner_->cached_keys(layer, &c), "annsa (GPU): the wrapped memory stopped exposing its cache");
   const int64_t n = call_.num_frames * call_.tokens_per_frame, hd = head_dim_, d = heads_ * hd;
   const bool own_dense = options_.own_keys == AnnSaOwnKeys::dense;
-  const int64_t keys = c.rows + (own_dense ? 0 : n);
+  const int64_t keys = c.rows;  // cached
   FASTAR_ASSERT(keys <= max_key_rows_, "annsa (GPU): the wrapped cache outgrew its capacity");
   const int64_t bq = options_.block_q, bk = options_.block_k;
-  const int64_t q_pad = round_up(n, bq), k_pad = round_up(keys, bk);
+  const int64_t q_pad = round_up(n, bq);
   const int nb = num_buckets_, nbt = nb + 1;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
 
@@ -235,12 +264,12 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   gq.heads = heads_;
   gq.head_dim = hd;
   FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gq, stream));
-  // The keys in bucket order: the layer's copy sorted at the last commit, or (own keys bucketed) the
-  // cached and own keys sorted now.
-  SortedKeys& sk = sorted_[own_dense ? static_cast<size_t>(layer) : 0];
-  if (!own_dense) sort_keys(c, keys, sk, stream);
+  // The keys in bucket order: the layer's copy of its cache sorted at the last commit, and (own keys
+  // bucketed) the call's own keys sorted now into the copy's second segment.
+  SortedKeys& sk = sorted_[static_cast<size_t>(layer)];
   FASTAR_ASSERT(sk.rows == keys, "annsa (GPU): the cache changed since its keys were sorted (" << sk.rows << " sorted, "
                                                                                                << keys << " now)");
+  if (!own_dense) sort_own_keys(layer, n, sk, stream);
 
   AnnPlanArgs plan;
   plan.q_offsets = q_offsets_;
@@ -249,7 +278,9 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   plan.num_buckets = nb;
   plan.heads = heads_;
   plan.q_blocks = q_pad / bq;
-  plan.k_blocks = k_pad / bk;
+  plan.k_blocks = sk.head_rows / bk;
+  plan.k2_offsets = own_dense ? nullptr : own_offsets_;
+  plan.k2_first_block = round_up(keys, bk) / bk;
   plan.block_q = bq;
   plan.block_k = bk;
   plan.block_offsets = block_offsets_;
@@ -259,7 +290,7 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   plan.extra_keys_per_head = own_dense ? n : 0;
   FASTAR_ANNSA_CUDA_OK(ann_block_plan(plan, stream));
 
-  // One block-sparse launch over the stacked heads: one "head" of heads·q_pad queries and heads·k_pad keys.
+  // One block-sparse launch over the stacked heads: one "head" of heads·q_pad queries and heads·head_rows keys.
   AttentionParams p;
   p.q = q_sorted_;
   p.k = sk.k;
@@ -270,7 +301,7 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   p.num_heads = 1;
   p.head_dim = hd;
   p.q_len = heads_ * q_pad;
-  p.kv_len = heads_ * k_pad;
+  p.kv_len = heads_ * sk.head_rows;
   p.scale = scale;
   p.lse = lse_sorted_;
   p.key_bias = sk.bias;

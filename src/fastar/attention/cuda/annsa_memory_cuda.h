@@ -3,16 +3,17 @@
 // dense/window, CudaTempCacheMemory), reads its cached keys through cached_keys() and leaves storing
 // to it.
 //
-// The cached keys change only at commits, so with the chunk's own keys dense (the default) each sparse
-// layer keeps a bucket-sorted copy of its cache, rebuilt in commit() (outside the DiT's CUDA graphs):
+// The cached keys change only at commits, so each sparse layer keeps a bucket-sorted copy of its
+// cache, rebuilt in commit() (outside the DiT's CUDA graphs):
 //   commit: LSH labels of the cached keys → stable sort per head → gather k/v/bias in sorted order
 // and every sparse call of the next chunk reuses it. Per sparse layer call, all heads at once:
-//   own keys dense: dense attention of the chunk over its own keys, with lse  → out
+//   own keys dense (default): dense attention of the chunk over its own keys, with lse → out
+//   own keys bucketed (--annsa-own-keys sparse): LSH labels of the chunk's keys → sort → gather them
+//     into the second segment of the layer's copy, after the cached keys (bucket_block_plan.h's two
+//     key segments: head h's rows are [cached sorted | pad to block_k | own sorted | pad])
 //   LSH labels of q → stable sort per head → gather q → CSR block plan (device) against the sorted
-//   cache → ONE block-sparse attention over the stacked heads with lse → scatter back, merged with the
-//   own-keys part through the lse.
-// With own keys bucketed (--annsa-own-keys sparse) the call's keys join the cached ones, so the keys
-// are labelled, sorted and gathered on every call instead (one scratch copy).
+//   keys → ONE block-sparse attention over the stacked heads with lse → scatter back (own keys dense:
+//   merged with the own-keys part through the lse).
 // The schedule is the CPU's: SparseSchedule on the call's timesteps (CudaMemoryCall::timesteps) and
 // the layer list; dense calls go to the wrapped policy unchanged.
 //
@@ -60,21 +61,26 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
   // Bytes of AnnSA's own buffers (sorted copies, labels, plan).
   int64_t scratch_bytes() const;
   // Rebuilds every sparse layer's sorted copy of its cached keys (commit() calls it; public so that
-  // the benchmark can time it). No-op with own keys bucketed.
+  // the benchmark can time it).
   void sort_cached_keys(cudaStream_t stream);
 
  private:
-  // Keys in bucket order, per head: head h's rows at [h·rows_pad, (h+1)·rows_pad) of k/v/bias, bucket b
-  // at sorted positions [offsets[h·(nbt+1) + b], offsets[h·(nbt+1) + b + 1]); rows = the unsorted rows.
+  // Keys in bucket order, per head: head h's rows at [h·head_rows, (h+1)·head_rows) of k/v/bias; the
+  // cached keys' bucket b at sorted positions [offsets[h·(nbt+1) + b], offsets[h·(nbt+1) + b + 1]);
+  // rows = the cached (unsorted) rows; head_rows = rows padded to block_k + own_pad_ (own keys bucketed:
+  // the room for the call's own keys, written per call).
   struct SortedKeys {
     __nv_bfloat16 *k = nullptr, *v = nullptr;
     float* bias = nullptr;
     int32_t* offsets = nullptr;
-    int64_t rows = 0;
+    int64_t rows = 0, head_rows = 0;
   };
   void refresh_version();
   // Labels, sorts and gathers rows [0, keys) of `c` into `dst` (keys ≤ max_key_rows_).
   void sort_keys(const CudaCachedKeys& c, int64_t keys, SortedKeys& dst, cudaStream_t stream);
+  // Own keys bucketed: labels, sorts and gathers the call's n own keys of `layer` into the second
+  // segment of `dst` (own_offsets_).
+  void sort_own_keys(int64_t layer, int64_t n, SortedKeys& dst, cudaStream_t stream);
 
   std::unique_ptr<CudaCrossFrameMemory> inner_;
   int64_t layers_, heads_, head_dim_, max_call_tokens_;
@@ -85,8 +91,8 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
   uint64_t version_ = 0, seen_inner_version_ = 0;
   bool seen_sparse_ = false;
   int64_t max_key_rows_ = 0;  // the wrapped cache's capacity rows per head (its staged chunk included)
-  // own keys dense: one per layer (sparse layers only; the others stay empty), rebuilt at commit;
-  // own keys bucketed: one scratch copy, [0], rebuilt on every call.
+  int64_t own_pad_ = 0;       // own keys bucketed: max call tokens padded to block_k; else 0
+  // One per layer (sparse layers only; the others stay empty), rebuilt at commit.
   std::vector<SortedKeys> sorted_;
   std::vector<int64_t> sparse_calls_, dense_calls_;
   std::vector<std::shared_ptr<Storage>> buffers_;
@@ -95,6 +101,7 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
   uint32_t *q_labels_ = nullptr, *k_labels_ = nullptr;  // [heads, max tokens] / [heads, max key rows]
   int32_t *q_order_ = nullptr, *k_order_ = nullptr;
   int32_t* q_offsets_ = nullptr;                             // [heads, num_buckets + 2]
+  int32_t* own_offsets_ = nullptr;                           // [heads, num_buckets + 2], own keys bucketed
   __nv_bfloat16 *q_sorted_ = nullptr, *o_sorted_ = nullptr;  // [heads · q_pad, head_dim]
   float* lse_sorted_ = nullptr;
   int32_t *block_offsets_ = nullptr, *block_index_ = nullptr;

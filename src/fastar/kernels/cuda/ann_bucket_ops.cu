@@ -131,7 +131,7 @@ __global__ void gather_rows_kernel(AnnGatherArgs a) {
        t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t c = t % chunks, i = (t / chunks) % a.rows_pad, h = t / (chunks * a.rows_pad);
     const int64_t valid = a.valid ? a.valid[h * a.valid_head_stride] : a.rows;
-    const int64_t dst_row = h * a.rows_pad + i;
+    const int64_t dst_row = h * (a.dst_head_stride > 0 ? a.dst_head_stride : a.rows_pad) + i;
     int64_t src_row = -1;
     if (i < valid) src_row = a.order[h * a.order_head_stride + i];
 #pragma unroll
@@ -150,25 +150,31 @@ __global__ void gather_rows_kernel(AnnGatherArgs a) {
 
 // ---- (d) block plan ----------------------------------------------------------------------------------
 
-// The key blocks of one query block, by bucket_block_plan's rule; writes them when `out` is given.
-__device__ int plan_query_block(const int32_t* qo, const int32_t* ko, int nb, int64_t block_q, int64_t block_k,
-                                int64_t qb, int32_t kb_base, int32_t* out, unsigned long long* pairs) {
-  const int64_t q_rows = qo[nb], k_rows = ko[nb];
+// The key blocks of one query block, by the two-segment bucket_block_plan's rule (ko2 null: one
+// segment); writes them when `out` is given.
+__device__ int plan_query_block(const int32_t* qo, const int32_t* ko, const int32_t* ko2, int64_t k2_first_block, int nb,
+                                int64_t block_q, int64_t block_k, int64_t qb, int32_t kb_base, int32_t* out,
+                                unsigned long long* pairs) {
+  const int64_t q_rows = qo[nb];
   const int64_t row_begin = qb * block_q, row_end = min(q_rows, row_begin + block_q);
-  int b = 0;
-  while (qo[b + 1] <= row_begin) ++b;
+  int first = 0;
+  while (qo[first + 1] <= row_begin) ++first;
   int count = 0;
-  int32_t last = -1;
+  int64_t last = -1;
   unsigned long long executed = 0;
-  for (; b < nb && qo[b] < row_end; ++b) {
-    if (qo[b + 1] <= row_begin || qo[b] == qo[b + 1] || ko[b] == ko[b + 1]) continue;
-    const int32_t kb_first = static_cast<int32_t>(ko[b] / block_k), kb_last = static_cast<int32_t>((ko[b + 1] - 1) / block_k);
-    for (int32_t kb = kb_first; kb <= kb_last; ++kb) {
-      if (count > 0 && last >= kb) continue;
-      if (out) out[count] = kb_base + kb;
-      last = kb;
-      ++count;
-      executed += static_cast<unsigned long long>((row_end - row_begin) * (min(k_rows, (kb + 1) * block_k) - kb * block_k));
+  for (int seg = 0; seg < (ko2 ? 2 : 1); ++seg) {
+    const int32_t* k = seg == 0 ? ko : ko2;
+    const int64_t k_rows = k[nb], base = seg == 0 ? 0 : k2_first_block;
+    for (int b = first; b < nb && qo[b] < row_end; ++b) {
+      if (qo[b + 1] <= row_begin || qo[b] == qo[b + 1] || k[b] == k[b + 1]) continue;
+      const int64_t kb_first = k[b] / block_k, kb_last = (k[b + 1] - 1) / block_k;
+      for (int64_t kb = kb_first; kb <= kb_last; ++kb) {
+        if (count > 0 && last >= base + kb) continue;
+        if (out) out[count] = kb_base + static_cast<int32_t>(base + kb);
+        last = base + kb;
+        ++count;
+        executed += static_cast<unsigned long long>((row_end - row_begin) * (min(k_rows, (kb + 1) * block_k) - kb * block_k));
+      }
     }
   }
   if (pairs) *pairs = executed;
@@ -195,18 +201,21 @@ __global__ void block_plan_kernel(AnnPlanArgs a) {
     const int64_t item = first + tid;
     int count = 0;
     unsigned long long pairs = 0;
-    const int32_t *qo = nullptr, *ko = nullptr;
+    const int32_t *qo = nullptr, *ko = nullptr, *ko2 = nullptr;
     int32_t kb_base = 0;
     if (item < items) {
       const int64_t h = item / a.q_blocks, qb = item % a.q_blocks;
       qo = a.q_offsets + h * a.offsets_head_stride;
       ko = a.k_offsets + h * a.offsets_head_stride;
+      ko2 = a.k2_offsets ? a.k2_offsets + h * a.offsets_head_stride : nullptr;
       kb_base = static_cast<int32_t>(h * a.k_blocks);
-      count = plan_query_block(qo, ko, a.num_buckets, a.block_q, a.block_k, qb, kb_base, nullptr, &pairs);
+      count = plan_query_block(qo, ko, ko2, a.k2_first_block, a.num_buckets, a.block_q, a.block_k, qb, kb_base, nullptr,
+                               &pairs);
       atomicAdd(&executed_sum, pairs);
       if (qb == 0)
         atomicAdd(&dense_sum, static_cast<unsigned long long>(qo[a.num_buckets]) *
-                                  static_cast<unsigned long long>(ko[a.num_buckets] + a.extra_keys_per_head));
+                                  static_cast<unsigned long long>(ko[a.num_buckets] + (ko2 ? ko2[a.num_buckets] : 0) +
+                                                                  a.extra_keys_per_head));
     }
     // Inclusive warp scan, then the warps' totals.
     int incl = count;
@@ -229,7 +238,8 @@ __global__ void block_plan_kernel(AnnPlanArgs a) {
     __syncthreads();
     const int start = chunk_base + (warp > 0 ? warp_sums[warp - 1] : 0) + incl - count;
     if (item < items) {
-      plan_query_block(qo, ko, a.num_buckets, a.block_q, a.block_k, item % a.q_blocks, kb_base, a.block_index + start, nullptr);
+      plan_query_block(qo, ko, ko2, a.k2_first_block, a.num_buckets, a.block_q, a.block_k, item % a.q_blocks, kb_base,
+                       a.block_index + start, nullptr);
       a.block_offsets[item + 1] = start + count;
     }
     __syncthreads();
@@ -339,7 +349,7 @@ cudaError_t ann_bucket_sort(const uint32_t* labels, int64_t label_head_stride, i
 
 cudaError_t ann_gather_rows_bf16(const AnnGatherArgs& a, cudaStream_t stream) {
   if (a.head_dim <= 0 || a.head_dim % 8 != 0 || a.rows < 0 || a.rows_pad < a.rows || a.heads < 1 || !a.order ||
-      a.src_row_stride % 8 != 0 || a.src_head_stride % 8 != 0)
+      a.src_row_stride % 8 != 0 || a.src_head_stride % 8 != 0 || (a.dst_head_stride != 0 && a.dst_head_stride < a.rows_pad))
     return cudaErrorInvalidValue;
   if (a.rows_pad == 0) return cudaSuccess;  // nothing to gather (no cached keys yet): the sources may be null
   for (int s = 0; s < 2; ++s)
@@ -353,7 +363,7 @@ cudaError_t ann_gather_rows_bf16(const AnnGatherArgs& a, cudaStream_t stream) {
 cudaError_t ann_block_plan(const AnnPlanArgs& a, cudaStream_t stream) {
   if (a.num_buckets < 1 || a.heads < 1 || a.q_blocks < 0 || a.k_blocks < 0 || a.block_q <= 0 || a.block_k <= 0 ||
       a.offsets_head_stride < a.num_buckets + 1 || !a.block_offsets || !a.block_index || !a.q_offsets || !a.k_offsets ||
-      a.heads * a.k_blocks >= (int64_t{1} << 31))
+      a.heads * a.k_blocks >= (int64_t{1} << 31) || a.k2_first_block < 0 || (a.k2_offsets && a.k2_first_block > a.k_blocks))
     return cudaErrorInvalidValue;
   block_plan_kernel<<<1, kPlanThreads, 0, stream>>>(a);
   return cudaGetLastError();

@@ -57,6 +57,8 @@ cudaError_t ann_bucket_sort(const uint32_t* labels, int64_t label_head_stride, i
 //   valid_h = valid ? valid[h·valid_head_stride] : rows (e.g. offsets + num_real_buckets: the real keys).
 //   dst_bias (optional) fp32 [heads·rows_pad]: src_bias[h·src_bias_head_stride + row] (0 when src_bias is
 //   null) for i < valid_h, −inf after.
+//   dst_head_stride: rows between heads in dst/dst_bias (0 = rows_pad); a larger one leaves room for a
+//   second key segment after each head's rows (AnnSA with own keys bucketed, bucket_block_plan.h).
 struct AnnGatherArgs {
   const __nv_bfloat16* src[2] = {nullptr, nullptr};
   __nv_bfloat16* dst[2] = {nullptr, nullptr};
@@ -69,6 +71,7 @@ struct AnnGatherArgs {
   int64_t src_bias_head_stride = 0;
   float* dst_bias = nullptr;
   int64_t rows = 0, rows_pad = 0, heads = 0, head_dim = 0;
+  int64_t dst_head_stride = 0;
 };
 cudaError_t ann_gather_rows_bf16(const AnnGatherArgs& args, cudaStream_t stream);
 
@@ -80,10 +83,14 @@ cudaError_t ann_gather_rows_bf16(const AnnGatherArgs& args, cudaStream_t stream)
 //   (padded) / block_k. block_offsets: [heads·q_blocks + 1]; block_index: capacity heads·q_blocks·k_blocks.
 //   counters (optional, u64[2], accumulated with atomics): [0] += executed pairs (bucket_block_plan's
 //   executed_pairs summed over heads) + extra_pairs_per_head·heads; [1] += q_rows·(k_offsets[h][num_buckets]
-//   + extra_keys_per_head) summed over heads (the dense products).
+//   + k2_offsets[h][num_buckets] + extra_keys_per_head) summed over heads (the dense products).
+//   k2_offsets (optional, same head stride): a second key segment of each head, sorted on its own, from key
+//   block k2_first_block of the head (the two-segment bucket_block_plan; k_blocks covers both).
 struct AnnPlanArgs {
   const int32_t* q_offsets = nullptr;
   const int32_t* k_offsets = nullptr;
+  const int32_t* k2_offsets = nullptr;
+  int64_t k2_first_block = 0;
   int64_t offsets_head_stride = 0;
   int num_buckets = 0;
   int64_t heads = 0, q_blocks = 0, k_blocks = 0, block_q = 0, block_k = 0;
