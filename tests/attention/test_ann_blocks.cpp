@@ -66,24 +66,22 @@ TEST(BucketSort, StridedLabelsAndBadLabel) {
   EXPECT_THROW(bucket_sort(bad.data(), 2, 1, 3, &order), Error);
 }
 
-// Brute force: query block qb must visit key block kb iff some (query, key) pair of the two blocks
-// shares a bucket.
-void check_plan(int64_t q_rows, int64_t k_rows, uint32_t buckets, int64_t bq, int64_t bk, uint64_t seed) {
-  const std::vector<uint32_t> ql = random_labels(q_rows, buckets, seed), kl = random_labels(k_rows, buckets, seed + 1);
-  BucketOrder qo, ko;
-  bucket_sort(ql.data(), q_rows, 1, buckets, &qo);
-  bucket_sort(kl.data(), k_rows, 1, buckets, &ko);
-  BucketBlockPlan plan;
-  bucket_block_plan(qo.offsets.data(), ko.offsets.data(), buckets, bq, bk, &plan);
-  const int64_t q_blocks = (q_rows + bq - 1) / bq, k_blocks = (k_rows + bk - 1) / bk;
+// Brute force over the key layout the plan addresses: label_at[p] is the bucket of the key at position
+// p (−1: padding). Query block qb must visit key block kb iff some (query, key) pair of the two blocks
+// shares a bucket, listed ascending without repeats; executed pairs count the visited blocks' real keys
+// (padding excluded); bucket pairs are the (query, key) pairs of a shared bucket.
+void expect_plan_matches_layout(const BucketBlockPlan& plan, const std::vector<uint32_t>& ql, const BucketOrder& qo,
+                                const std::vector<int64_t>& label_at, int64_t bq, int64_t bk) {
+  const int64_t q_rows = static_cast<int64_t>(ql.size()), positions = static_cast<int64_t>(label_at.size());
+  const int64_t q_blocks = (q_rows + bq - 1) / bq, k_blocks = (positions + bk - 1) / bk;
   ASSERT_EQ(static_cast<int64_t>(plan.block_offsets.size()), q_blocks + 1);
   int64_t executed = 0, bucket_pairs = 0;
   for (int64_t qb = 0; qb < q_blocks; ++qb) {
     std::set<int32_t> expected;
     for (int64_t i = qb * bq; i < std::min(q_rows, (qb + 1) * bq); ++i)
-      for (int64_t j = 0; j < k_rows; ++j)
-        if (ql[static_cast<size_t>(qo.order[static_cast<size_t>(i)])] == kl[static_cast<size_t>(ko.order[static_cast<size_t>(j)])])
-          expected.insert(static_cast<int32_t>(j / bk));
+      for (int64_t p = 0; p < positions; ++p)
+        if (label_at[static_cast<size_t>(p)] == ql[static_cast<size_t>(qo.order[static_cast<size_t>(i)])])
+          expected.insert(static_cast<int32_t>(p / bk));
     const std::vector<int32_t> listed(plan.block_index.begin() + plan.block_offsets[static_cast<size_t>(qb)],
                                       plan.block_index.begin() + plan.block_offsets[static_cast<size_t>(qb) + 1]);
     EXPECT_TRUE(std::is_sorted(listed.begin(), listed.end()));
@@ -91,14 +89,28 @@ void check_plan(int64_t q_rows, int64_t k_rows, uint32_t buckets, int64_t bq, in
     EXPECT_EQ(listed.size(), expected.size()) << "duplicate key block in query block " << qb;
     for (int32_t kb : listed) {
       EXPECT_LT(kb, k_blocks);
-      executed += (std::min(q_rows, (qb + 1) * bq) - qb * bq) * (std::min<int64_t>(k_rows, (kb + 1) * bk) - kb * bk);
+      for (int64_t p = int64_t{kb} * bk; p < std::min(positions, (int64_t{kb} + 1) * bk); ++p)
+        executed += (std::min(q_rows, (qb + 1) * bq) - qb * bq) * (label_at[static_cast<size_t>(p)] >= 0);
     }
   }
   for (int64_t i = 0; i < q_rows; ++i)
-    for (int64_t j = 0; j < k_rows; ++j) bucket_pairs += ql[static_cast<size_t>(i)] == kl[static_cast<size_t>(j)];
-  EXPECT_EQ(plan.executed_pairs, executed);
+    for (int64_t p = 0; p < positions; ++p) bucket_pairs += label_at[static_cast<size_t>(p)] == ql[static_cast<size_t>(i)];
+  EXPECT_EQ(plan.executed_pairs, executed) << "padding rows must not count";
   EXPECT_EQ(plan.bucket_pairs, bucket_pairs);
   EXPECT_GE(plan.executed_pairs, plan.bucket_pairs);
+}
+
+// One key segment: the keys in sorted order, no padding.
+void check_plan(int64_t q_rows, int64_t k_rows, uint32_t buckets, int64_t bq, int64_t bk, uint64_t seed) {
+  const std::vector<uint32_t> ql = random_labels(q_rows, buckets, seed), kl = random_labels(k_rows, buckets, seed + 1);
+  BucketOrder qo, ko;
+  bucket_sort(ql.data(), q_rows, 1, buckets, &qo);
+  bucket_sort(kl.data(), k_rows, 1, buckets, &ko);
+  BucketBlockPlan plan;
+  bucket_block_plan(qo.offsets.data(), ko.offsets.data(), buckets, bq, bk, &plan);
+  std::vector<int64_t> label_at(static_cast<size_t>(k_rows));
+  for (int64_t j = 0; j < k_rows; ++j) label_at[static_cast<size_t>(j)] = kl[static_cast<size_t>(ko.order[static_cast<size_t>(j)])];
+  expect_plan_matches_layout(plan, ql, qo, label_at, bq, bk);
 }
 
 TEST(BucketBlockPlan, CoversExactlyTheBlocksWithSharedBuckets) {
@@ -125,36 +137,12 @@ void check_two_segment_plan(int64_t q_rows, int64_t rows0, int64_t rows1, uint32
   BucketBlockPlan plan;
   bucket_block_plan(qo.offsets.data(), segments, 2, buckets, bq, bk, &plan);
   // The layout: key position p holds segment 0's sorted row p, or segment 1's sorted row p − first_block·bk,
-  // or padding (label none).
-  const int64_t positions = first_block * bk + rows1;
-  std::vector<int64_t> label_at(static_cast<size_t>(positions), -1);
+  // or padding.
+  std::vector<int64_t> label_at(static_cast<size_t>(first_block * bk + rows1), -1);
   for (int64_t j = 0; j < rows0; ++j) label_at[static_cast<size_t>(j)] = kl0[static_cast<size_t>(ko0.order[static_cast<size_t>(j)])];
   for (int64_t j = 0; j < rows1; ++j)
     label_at[static_cast<size_t>(first_block * bk + j)] = kl1[static_cast<size_t>(ko1.order[static_cast<size_t>(j)])];
-  const int64_t q_blocks = (q_rows + bq - 1) / bq;
-  ASSERT_EQ(static_cast<int64_t>(plan.block_offsets.size()), q_blocks + 1);
-  int64_t executed = 0, bucket_pairs = 0;
-  for (int64_t qb = 0; qb < q_blocks; ++qb) {
-    std::set<int32_t> expected;
-    for (int64_t i = qb * bq; i < std::min(q_rows, (qb + 1) * bq); ++i)
-      for (int64_t p = 0; p < positions; ++p)
-        if (label_at[static_cast<size_t>(p)] == ql[static_cast<size_t>(qo.order[static_cast<size_t>(i)])])
-          expected.insert(static_cast<int32_t>(p / bk));
-    const std::vector<int32_t> listed(plan.block_index.begin() + plan.block_offsets[static_cast<size_t>(qb)],
-                                      plan.block_index.begin() + plan.block_offsets[static_cast<size_t>(qb) + 1]);
-    EXPECT_TRUE(std::is_sorted(listed.begin(), listed.end()));
-    EXPECT_EQ(std::set<int32_t>(listed.begin(), listed.end()), expected) << "query block " << qb;
-    EXPECT_EQ(listed.size(), expected.size()) << "duplicate key block in query block " << qb;
-    for (int32_t kb : listed)
-      for (int64_t p = int64_t{kb} * bk; p < std::min(positions, (int64_t{kb} + 1) * bk); ++p)
-        executed += (std::min(q_rows, (qb + 1) * bq) - qb * bq) * (label_at[static_cast<size_t>(p)] >= 0);
-  }
-  for (int64_t i = 0; i < q_rows; ++i) {
-    for (int64_t j = 0; j < rows0; ++j) bucket_pairs += ql[static_cast<size_t>(i)] == kl0[static_cast<size_t>(j)];
-    for (int64_t j = 0; j < rows1; ++j) bucket_pairs += ql[static_cast<size_t>(i)] == kl1[static_cast<size_t>(j)];
-  }
-  EXPECT_EQ(plan.executed_pairs, executed) << "padding rows must not count";
-  EXPECT_EQ(plan.bucket_pairs, bucket_pairs);
+  expect_plan_matches_layout(plan, ql, qo, label_at, bq, bk);
 }
 
 TEST(BucketBlockPlan, TwoKeySegmentsEachFromABlockBoundary) {

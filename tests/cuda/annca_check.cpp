@@ -411,23 +411,6 @@ void check_errors() {
 
 // ---- bench -------------------------------------------------------------------------------------------------
 
-float time_ms(cudaStream_t st, int iters, const std::function<void()>& body) {
-  cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
-  body();  // warm-up
-  CHECK_CUDA(cudaStreamSynchronize(st));
-  CHECK_CUDA(cudaEventRecord(a, st));
-  for (int i = 0; i < iters; ++i) body();
-  CHECK_CUDA(cudaEventRecord(b, st));
-  CHECK_CUDA(cudaEventSynchronize(b));
-  float ms = 0;
-  CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms / static_cast<float>(iters);
-}
-
 void bench() {
   const int64_t H = 12, hd = 128, d = H * hd, tpf = 1560, F = 3, n = F * tpf, rows = 512;
   cudaStream_t st;

@@ -1,11 +1,12 @@
 // Shared pieces of the GPU check programs (tests/cuda/*): a CUDA-call check that exits with the
-// call, file and line, and an owning device buffer with upload/download.
+// call, file and line, an owning device buffer with upload/download, and a mean-time helper.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <vector>
 
 #define CHECK_CUDA(call)                                                                              \
@@ -40,3 +41,21 @@ struct DeviceBuffer {
     return host;
   }
 };
+
+// Mean milliseconds of `iters` back-to-back runs of `body` on `st`, after one warm-up run.
+inline float time_ms(cudaStream_t st, int iters, const std::function<void()>& body) {
+  cudaEvent_t a, b;
+  CHECK_CUDA(cudaEventCreate(&a));
+  CHECK_CUDA(cudaEventCreate(&b));
+  body();  // warm-up
+  CHECK_CUDA(cudaStreamSynchronize(st));
+  CHECK_CUDA(cudaEventRecord(a, st));
+  for (int i = 0; i < iters; ++i) body();
+  CHECK_CUDA(cudaEventRecord(b, st));
+  CHECK_CUDA(cudaEventSynchronize(b));
+  float ms = 0;
+  CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return ms / static_cast<float>(iters);
+}

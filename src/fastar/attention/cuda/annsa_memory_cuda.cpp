@@ -161,66 +161,51 @@ void CudaAnnSaMemory::commit(cudaStream_t stream) {
 }
 
 void CudaAnnSaMemory::sort_cached_keys(cudaStream_t stream) {
+  const int64_t bk = options_.block_k;
   for (int64_t layer = 0; layer < layers_; ++layer) {
     if (!options_.schedule.layer_is_sparse(layer)) continue;
     CudaCachedKeys c;
     FASTAR_ASSERT(inner_->cached_keys(layer, &c), "annsa (GPU): the wrapped memory stopped exposing its cache");
-    sort_keys(c, c.rows, sorted_[static_cast<size_t>(layer)], stream);
+    FASTAR_ASSERT(c.rows <= max_key_rows_, "annsa (GPU): the wrapped cache outgrew its capacity");
+    SortedKeys& sk = sorted_[static_cast<size_t>(layer)];
+    sk.rows = c.rows;
+    sk.head_rows = round_up(c.rows, bk) + own_pad_;
+    bucket_keys({c.k, c.v, c.row_stride, c.key_bias, c.key_bias_head_stride, c.rows}, sk.offsets, sk, 0,
+                round_up(c.rows, bk), stream);
   }
-}
-
-void CudaAnnSaMemory::sort_keys(const CudaCachedKeys& c, int64_t keys, SortedKeys& dst, cudaStream_t stream) {
-  FASTAR_ASSERT(keys <= max_key_rows_, "annsa (GPU): the wrapped cache outgrew its capacity");
-  const int nb = num_buckets_, nbt = nb + 1;
-  const int64_t hd = head_dim_;
-  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(c.k, keys, heads_, hd, c.row_stride, hd, projections_, 0, options_.bits,
-                                           c.key_bias, c.key_bias_head_stride, static_cast<uint32_t>(nb), k_labels_,
-                                           max_key_rows_, stream));
-  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(k_labels_, max_key_rows_, keys, heads_, nbt, k_order_, max_key_rows_, dst.offsets, stream));
-  AnnGatherArgs gk;
-  gk.src[0] = c.k;
-  gk.src[1] = c.v;
-  gk.dst[0] = dst.k;
-  gk.dst[1] = dst.v;
-  gk.src_row_stride = c.row_stride;
-  gk.src_head_stride = hd;
-  gk.order = k_order_;
-  gk.order_head_stride = max_key_rows_;
-  gk.valid = dst.offsets + nb;  // the real buckets' end: excluded keys are not gathered
-  gk.valid_head_stride = nbt + 1;
-  gk.src_bias = c.key_bias;
-  gk.src_bias_head_stride = c.key_bias_head_stride;
-  gk.dst_bias = dst.bias;
-  gk.rows = keys;
-  gk.rows_pad = round_up(keys, options_.block_k);
-  gk.heads = heads_;
-  gk.head_dim = hd;
-  gk.dst_head_stride = gk.rows_pad + own_pad_;
-  FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gk, stream));
-  dst.rows = keys;
-  dst.head_rows = gk.dst_head_stride;
 }
 
 void CudaAnnSaMemory::sort_own_keys(int64_t layer, int64_t n, SortedKeys& dst, cudaStream_t stream) {
   FASTAR_ASSERT(n <= own_pad_ && n <= max_key_rows_, "annsa (GPU): a call larger than sized for");
+  // The chunk's own keys: [n, heads·hd], after the cached segment (padded to block_k).
+  bucket_keys({inner_->chunk_k(layer), inner_->chunk_v(layer), heads_ * head_dim_, nullptr, 0, n}, own_offsets_, dst,
+              round_up(dst.rows, options_.block_k), own_pad_, stream);
+}
+
+void CudaAnnSaMemory::bucket_keys(const KeySource& src, int32_t* offsets, SortedKeys& dst, int64_t first_row,
+                                  int64_t rows_pad, cudaStream_t stream) {
   const int nb = num_buckets_, nbt = nb + 1;
-  const int64_t hd = head_dim_, d = heads_ * hd, seg_pad = round_up(dst.rows, options_.block_k);
-  const __nv_bfloat16* k = inner_->chunk_k(layer);  // [n, heads·hd]
-  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(k, n, heads_, hd, d, hd, projections_, 0, options_.bits, nullptr, 0,
-                                           static_cast<uint32_t>(nb), k_labels_, max_key_rows_, stream));
-  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(k_labels_, max_key_rows_, n, heads_, nbt, k_order_, max_key_rows_, own_offsets_, stream));
+  const int64_t hd = head_dim_;
+  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(src.k, src.rows, heads_, hd, src.row_stride, hd, projections_, 0, options_.bits,
+                                           src.bias, src.bias_head_stride, static_cast<uint32_t>(nb), k_labels_,
+                                           max_key_rows_, stream));
+  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(k_labels_, max_key_rows_, src.rows, heads_, nbt, k_order_, max_key_rows_, offsets, stream));
   AnnGatherArgs gk;
-  gk.src[0] = k;
-  gk.src[1] = inner_->chunk_v(layer);
-  gk.dst[0] = dst.k + seg_pad * hd;  // the second segment of head 0; head h at + h·head_rows rows
-  gk.dst[1] = dst.v + seg_pad * hd;
-  gk.src_row_stride = d;
+  gk.src[0] = src.k;
+  gk.src[1] = src.v;
+  gk.dst[0] = dst.k + first_row * hd;  // head 0's segment; head h at + h·head_rows rows
+  gk.dst[1] = dst.v + first_row * hd;
+  gk.src_row_stride = src.row_stride;
   gk.src_head_stride = hd;
   gk.order = k_order_;
   gk.order_head_stride = max_key_rows_;
-  gk.dst_bias = dst.bias + seg_pad;
-  gk.rows = n;
-  gk.rows_pad = own_pad_;
+  gk.valid = offsets + nb;  // the real buckets' end: excluded keys are not gathered
+  gk.valid_head_stride = nbt + 1;
+  gk.src_bias = src.bias;
+  gk.src_bias_head_stride = src.bias_head_stride;
+  gk.dst_bias = dst.bias + first_row;
+  gk.rows = src.rows;
+  gk.rows_pad = rows_pad;
   gk.heads = heads_;
   gk.head_dim = hd;
   gk.dst_head_stride = dst.head_rows;

@@ -75,11 +75,21 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
     int32_t* offsets = nullptr;
     int64_t rows = 0, head_rows = 0;
   };
+  // Rows [0, rows) of a key segment: row r of head h at k/v + r·row_stride + h·head_dim; key bias
+  // optional (bias[h·bias_head_stride + r], −inf rows excluded).
+  struct KeySource {
+    const __nv_bfloat16 *k = nullptr, *v = nullptr;
+    int64_t row_stride = 0;
+    const float* bias = nullptr;
+    int64_t bias_head_stride = 0;
+    int64_t rows = 0;
+  };
   void refresh_version();
-  // Labels, sorts and gathers rows [0, keys) of `c` into `dst` (keys ≤ max_key_rows_).
-  void sort_keys(const CudaCachedKeys& c, int64_t keys, SortedKeys& dst, cudaStream_t stream);
-  // Own keys bucketed: labels, sorts and gathers the call's n own keys of `layer` into the second
-  // segment of `dst` (own_offsets_).
+  // Labels, sorts and gathers `src` into rows [first_row, first_row + rows_pad) of each head of `dst`
+  // (head stride dst.head_rows), zero/−inf past the real keys; the bucket ranges go to `offsets`.
+  void bucket_keys(const KeySource& src, int32_t* offsets, SortedKeys& dst, int64_t first_row, int64_t rows_pad,
+                   cudaStream_t stream);
+  // Own keys bucketed: the call's n own keys of `layer` into the second segment of `dst` (own_offsets_).
   void sort_own_keys(int64_t layer, int64_t n, SortedKeys& dst, cudaStream_t stream);
 
   std::unique_ptr<CudaCrossFrameMemory> inner_;
