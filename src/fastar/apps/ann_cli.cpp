@@ -105,17 +105,15 @@ AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const Wa
   const std::string search = args.get("ann", "lsh");
   FASTAR_CHECK(search == "lsh" || search == "quant", "fastar generate: unknown --ann '" << search << "'; choose lsh or quant");
 
-  const std::string buckets = args.get("annsa-buckets", "lsh");
-  FASTAR_CHECK(buckets == "lsh" || buckets == "prompt",
-               "fastar generate: unknown --annsa-buckets '" << buckets << "'; choose lsh or prompt");
-  FASTAR_CHECK(policy.annsa || (!args.has("annsa-buckets") && !args.has("annsa-bits") && !args.has("annsa-own-keys") &&
-                                !args.has("annsa-blocks")),
-               "fastar generate: --annsa-* options apply only with +annsa in --policy");
+  for (const OptionSpec& spec : annsa_option_specs())
+    FASTAR_CHECK(policy.annsa || !args.has(spec.name), "fastar generate: --annsa-* options apply only with +annsa in --policy");
+  AnnSaOptions annsa = annsa_options_from_args(args, args.get("device", "cpu"));  // checks every --annsa-* value
+  const bool prompt_buckets = annsa.buckets == AnnSaBuckets::prompt;
   FASTAR_CHECK(policy.annca || !args.has("annca-top-k"), "fastar generate: --annca-top-k applies only with +annca in --policy");
   FASTAR_CHECK(policy.annca || !args.has("annca-padding"), "fastar generate: --annca-padding applies only with +annca in --policy");
   const std::string padding = args.get("annca-padding", "sink");
   FASTAR_CHECK(padding == "sink" || padding == "drop", "fastar generate: --annca-padding must be sink or drop, got '" << padding << "'");
-  FASTAR_CHECK(buckets == "lsh" || policy.annca,
+  FASTAR_CHECK(!prompt_buckets || policy.annca,
                "fastar generate: --annsa-buckets prompt reuses AnnCA's buckets: add +annca to --policy");
   if (policy.annca) {
     AnnCaOptions options;
@@ -124,7 +122,7 @@ AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const Wa
     options.padding_sink = padding == "sink";
     options.schedule = schedule;
     options.diagnostics = diagnostics;
-    if (policy.annsa && buckets == "prompt") {
+    if (policy.annsa && prompt_buckets) {
       modules.board = std::make_unique<PromptBucketBoard>();
       options.label_bits = static_cast<int>(args.get_int("annsa-bits", 2, 1, options.bits));
     }
@@ -132,11 +130,10 @@ AnnModules build_ann_modules(const Args& args, const AnnPolicy& policy, const Wa
                                                         modules.board.get());
   }
   if (policy.annsa) {
-    AnnSaOptions options = annsa_options_from_args(args, args.get("device", "cpu"));
-    options.schedule = schedule;
-    options.diagnostics = diagnostics;
+    annsa.schedule = schedule;
+    annsa.diagnostics = diagnostics;
     auto wrapped = std::make_unique<AnnSaMemory>(std::move(*memory), config.num_layers, config.num_heads,
-                                                 config.head_dim(), options, modules.board.get());
+                                                 config.head_dim(), annsa, modules.board.get());
     modules.annsa = wrapped.get();
     *memory = std::move(wrapped);
   }
