@@ -433,7 +433,8 @@ int run_bench_rollout(int argc, char** argv) {
   AnnSaOptions annsa_options = annsa_options_from_args(args, device);
   FASTAR_CHECK(annsa_options.buckets == AnnSaBuckets::lsh,
                "fastar bench rollout: --annsa-buckets prompt needs AnnCA's prompt board; use fastar generate for it");
-  annsa_options.schedule = bench_ann_schedule(c, rollout_config);
+  const SparseSchedule ann_sparse_schedule = bench_ann_schedule(c, rollout_config);  // AnnSA's and AnnCA's
+  annsa_options.schedule = ann_sparse_schedule;
   const int64_t report_every = args.get_int("report-every", 10, 0, INT64_MAX);
   // A pixel-space model (RGB in, no VAE: the world model) outputs one frame per latent frame; a Wan
   // latent becomes 4 video frames (the first 1).
@@ -537,7 +538,7 @@ int run_bench_rollout(int argc, char** argv) {
       }
       if (bp.annca) {  // AnnCA's defaults: LSH 4 tables x 8 bits, padding as one biased key
         spec.annca = true;
-        spec.annca_options.schedule = bench_ann_schedule(c, rollout_config);
+        spec.annca_options.schedule = ann_sparse_schedule;
       }
       run.latent_frames_possible = bench_rollout_cuda(*run_model, run_prompt, rollout_config, spec, chunks, chunk_actions, observe);
 #endif
@@ -549,7 +550,7 @@ int run_bench_rollout(int argc, char** argv) {
       RolloutConfig run_config = rollout_config;
       if (bp.annca) {
         AnnCaOptions options;
-        options.schedule = bench_ann_schedule(c, rollout_config);
+        options.schedule = ann_sparse_schedule;
         annca = std::make_unique<AnnCrossAttention>(c.num_layers, c.num_heads, c.head_dim(), options, nullptr);
         run_config.cross_attention = annca.get();
       }
