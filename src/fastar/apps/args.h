@@ -8,14 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "fastar/core/option_spec.h"
+
 namespace fastar::app {
 
-struct OptionSpec {
-  std::string name;         // without dashes
-  std::string value_name;   // empty = flag without value
-  std::string help;
-  std::string default_text; // shown in --help
-};
+using fastar::OptionMap;
+using fastar::OptionSpec;
 
 class Args {
  public:
@@ -28,6 +26,8 @@ class Args {
   int64_t get_int(const std::string& name, int64_t fallback, int64_t min_value, int64_t max_value) const;
   double get_double(const std::string& name, double fallback) const;
   const std::vector<std::string>& positional() const { return positional_; }
+  // Every option given, name → value ("" for flags): what the library's parsers take.
+  const OptionMap& values() const { return values_; }
 
  private:
   std::string command_;

@@ -6,11 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "fastar/model/wan_dit.h"
-#ifdef FASTAR_HAVE_CUDA
-#include "fastar/attention/cuda/cuda_policies.h"
-#endif
-#include "fastar/rollout/self_forcing.h"
 
 namespace fastar::app {
 
@@ -26,21 +21,6 @@ struct ChunkSample {
   // those this chunk added.
   int64_t video_frames = 0, chunk_video_frames = 0;
 };
-
-// Returns false to stop the rollout early.
-using ChunkObserver = std::function<bool(const ChunkSample&)>;
-
-// Per-chunk actions [chunk latent frames, action_dim] of action models (null for others).
-using ChunkActions = std::function<const Tensor*(int64_t chunk)>;
-
-// One policy's rollout on the GPU (attention/cuda/cuda_policies.h). Throws fastar::Error for
-// unknown policies or memory that does not fit; returns the latent frames it could allocate for
-// (a dense cache may fit fewer than asked: the rollout then stops there).
-#ifdef FASTAR_HAVE_CUDA
-int64_t bench_rollout_cuda(const WanModel& model, const WanPrompt& prompt, const RolloutConfig& config,
-                           const cuda::CudaPolicySpec& policy, int64_t chunks, const ChunkActions& chunk_actions,
-                           const ChunkObserver& observe);
-#endif
 
 // Output frames after `latent_frames` latent frames: 1 + 4·(latent − 1) for a Wan-VAE video
 // (frames_per_latent 4), the frames themselves for a pixel-space model (frames_per_latent 1).

@@ -14,20 +14,17 @@
 #include <map>
 #include <memory>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 
 #include <omp.h>
 
-#include "fastar/apps/ann_cli.h"
 #include "fastar/apps/args.h"
 #include "fastar/apps/bench_rollout.h"
 #include "fastar/apps/commands.h"
-#include "fastar/attention/ann_cross_attention.h"
-#include "fastar/attention/ann_self_attention.h"
-#include "fastar/attention/arl2_hybrid_memory.h"
-#include "fastar/attention/kv_policies.h"
+#include "fastar/apps/session_cli.h"
 #include "fastar/attention/sparse_schedule.h"
-#include "fastar/attention/tempcache_memory.h"
+#include "fastar/rollout/schedule.h"
 #include "fastar/core/atomic_file.h"
 #include "fastar/core/error.h"
 #include "fastar/core/text.h"
@@ -58,14 +55,9 @@ const std::vector<OptionSpec> kOwnSpecs = {
     {"actions", "STR", "world models: per-frame actions (. U D L R, rest none)",
      "the training data's random player (runs of 2-8 frames, seed 1)"},
     {"frames", "N", "latent frames to roll out per policy (video frames = 1 + 4·(N − 1))", "30"},
-    {"policy", "LIST", "comma-separated policies: dense, window, tempcache, tempcache+window, arl2, arl2+window; each may add +annca, and all but arl2's +annsa (FAST-AR in full: tempcache+window+annsa+annca)", "dense,window"},
-    {"tempcache-threshold", "T", "tempcache: merge when cosine >= T", "0.9"},
-    {"ann", "lsh|quant", "tempcache: nearest-neighbour back end", "lsh"},
-    {"tempcache-capacity", "N", "tempcache on the GPU: representatives per layer and head to preallocate", "enough for the run"},
+    {"policy", "LIST", "comma-separated policies: dense, window, tempcache, tempcache+window, arl2, arl2+window; each may add +annca, and all but arl2's +annsa (FAST-AR in full: tempcache+window+annsa+annca); the window's size: --window/--sink, else the model's fastar_defaults, else 9 + sink 3", "dense,window"},
     {"hybrid-layers", "A-B", "arl2 with --shape or a model without hybrid layers: the layers made hybrid (random weights)",
      "the first 22 of 30 (ARL²'s 75%), or the first 3/4 of the layers"},
-    {"window", "W", "window policy: recent latent frames kept", "9"},
-    {"sink", "S", "window policy: first latent frames kept", "3"},
     {"device", "NAME", "cpu | cuda", "cpu"},
     {"latent-size", "HxW", "latent frame size", "from the model config"},
     {"chunk-frames", "F", "latent frames per chunk", "3"},
@@ -77,10 +69,10 @@ const std::vector<OptionSpec> kOwnSpecs = {
     {"threads", "N", "CPU threads", "all cores"},
 };
 
-// bench rollout's options + AnnSA's (--annsa-bits, --annsa-own-keys, --annsa-blocks, … for the +annsa policies).
+// bench rollout's options + the policies' (each applies to the policies of --policy it concerns).
 std::vector<OptionSpec> bench_rollout_specs() {
   std::vector<OptionSpec> specs = kOwnSpecs;
-  for (const OptionSpec& spec : annsa_option_specs()) specs.push_back(spec);
+  for (const OptionSpec& spec : policy_option_specs()) specs.push_back(spec);
   return specs;
 }
 
@@ -90,84 +82,11 @@ struct PolicyRun {
   int64_t latent_frames_possible = 0;  // < asked when the policy ran out of memory
 };
 
-int64_t resident_bytes() {
-  long pages = 0, resident = 0;
-  std::ifstream statm("/proc/self/statm");
-  statm >> pages >> resident;
-  return static_cast<int64_t>(resident) * sysconf(_SC_PAGESIZE);
-}
-
 int64_t peak_resident_bytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;
 }
-
-
-// A bench policy name: base (dense | window | tempcache | arl2), whether "+window" bounds it, and the
-// ANN modules on top with their defaults: "+annsa" (AnnSA around the cache) and/or "+annca" (AnnCA).
-struct BenchPolicy {
-  std::string base;
-  bool windowed = false;
-  bool annsa = false, annca = false;
-};
-
-BenchPolicy parse_bench_policy(const std::string& full_name) {
-  BenchPolicy p;
-  std::string name = full_name;
-  for (bool stripped = true; stripped;) {  // the modules, in either order
-    stripped = false;
-    if (!p.annsa && strip_suffix(name, "+annsa")) stripped = p.annsa = true;
-    if (!p.annca && strip_suffix(name, "+annca")) stripped = p.annca = true;
-  }
-  const size_t plus = name.find('+');
-  p.base = name.substr(0, plus);
-  if (plus != std::string::npos) {
-    FASTAR_CHECK(name.substr(plus) == "+window" && (p.base == "tempcache" || p.base == "arl2"),
-                 "fastar bench rollout: unknown policy '" << name << "'; choose from dense, window, tempcache, "
-                                                           "tempcache+window, arl2, arl2+window");
-    p.windowed = true;
-  }
-  FASTAR_CHECK(p.base == "dense" || p.base == "window" || p.base == "tempcache" || p.base == "arl2",
-               "fastar bench rollout: unknown policy '" << name << "'; choose from dense, window, tempcache, tempcache+window, "
-                                                         "arl2, arl2+window");
-  p.windowed = p.windowed || p.base == "window";
-  return p;
-}
-
-TempCacheOptions bench_tempcache_options(const Args& args) {
-  TempCacheOptions options;
-  options.threshold = static_cast<float>(args.get_double("tempcache-threshold", 0.9));
-  const std::string ann = args.get("ann", "lsh");
-  FASTAR_CHECK(ann == "lsh" || ann == "quant", "fastar bench rollout: --ann must be lsh or quant, got '" << ann << "'");
-  options.ann = ann == "lsh" ? AnnBackend::lsh : AnnBackend::quant;
-  options.validate();
-  return options;
-}
-
-// The ANN modules' defaults in the benchmark: FAST-AR's (LSH, the first 30% of the steps dense) on the
-// model's measured layers (config.json fastar_defaults.ann_layers), else every layer.
-SparseSchedule bench_ann_schedule(const WanConfig& c, const RolloutConfig& rollout_config) {
-  return ann_schedule(c, rollout_config.schedule.timesteps(), 0.3, "");
-}
-
-std::unique_ptr<CrossFrameMemory> make_cpu_memory(const BenchPolicy& policy, const WanModel& model, int64_t window,
-                                                  int64_t sink, const TempCacheOptions& tempcache) {
-  const WanConfig& c = model.config();
-  auto base_cache = [&](bool windowed) -> std::unique_ptr<CrossFrameMemory> {
-    if (windowed) return std::make_unique<WindowMemory>(c.num_layers, c.num_heads, c.head_dim(), window, sink);
-    return std::make_unique<DenseMemory>(c.num_layers, c.num_heads, c.head_dim());
-  };
-  if (policy.base == "dense" || policy.base == "window") return base_cache(policy.windowed);
-  if (policy.base == "arl2") return std::make_unique<Arl2HybridMemory>(c, model.weights(), base_cache(policy.windowed));
-  TempCacheOptions options = tempcache;
-  if (policy.windowed) {
-    options.window = window;
-    options.sink = sink;
-  }
-  return std::make_unique<TempCacheMemory>(c.num_layers, c.num_heads, c.head_dim(), options);
-}
-
 
 
 // Video frames per second of a chunk: the chunk's new video frames over its wall time.
@@ -369,121 +288,106 @@ int run_bench_rollout(int argc, char** argv) {
     std::fprintf(stderr, "wrote %s.csv, %s.svg, %s.md\n", out.c_str(), out.c_str(), out.c_str());
     return 0;
   }
-  const std::string device = args.get("device", "cpu");
-  FASTAR_CHECK(device == "cpu" || device == "cuda", "fastar bench rollout: unknown --device '" << device << "'; choose cpu or cuda");
-#ifndef FASTAR_HAVE_CUDA
-  FASTAR_CHECK(device == "cpu", "fastar bench rollout: --device cuda needs a build with the CUDA backend");
-#endif
   if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.get_int("threads", 1, 1, 4096)));
+  parse_device(args.get("device", "cpu"), "fastar bench rollout");
 
   // Model: a checkpoint, or a published shape with random weights.
-  std::unique_ptr<WanModel> model;
+  std::shared_ptr<const LoadedModel> model;
   std::string model_name;
-  std::string model_path;  // empty with --shape
+  const std::optional<uint64_t> random_seed =
+      args.has("random-weights") || args.has("shape")
+          ? std::optional<uint64_t>(static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX)))
+          : std::nullopt;
   if (args.has("shape")) {
     FASTAR_CHECK(!args.has("model"), "fastar bench rollout: give --model or --shape, not both");
     const std::string shape = args.get("shape", "");
     FASTAR_CHECK(shape == "wan2.1-1.3b", "fastar bench rollout: unknown --shape '" << shape << "'; known: wan2.1-1.3b");
     const std::string config_path = std::string(FASTAR_CONFIG_DIR) + "/wan2.1-t2v-1.3b/config.json";
-    const WanConfig config = WanConfig::load(config_path);
     std::fprintf(stderr, "generating random weights for %s ...\n", config_path.c_str());
-    model = std::make_unique<WanModel>(config, random_wan_weights(config, static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX))));
+    model = LoadedModel::load(config_path, random_seed);
     model_name = "Wan2.1-1.3B shapes, random weights";
   } else {
     const std::string path = args.get("model", FASTAR_DEFAULT_MODEL);
-    model_path = path;
-    if (args.has("random-weights")) {
-      std::string config_path = path;
-      if (std::filesystem::is_directory(path)) config_path = locate_model_files(path).config;
-      const WanConfig config = WanConfig::load(config_path);
-      model = std::make_unique<WanModel>(config, random_wan_weights(config, static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX))));
-      model_name = path + " (random weights)";
-    } else {
-      model = std::make_unique<WanModel>(WanModel::load(path));
-      model_name = path;
-    }
+    model = LoadedModel::load(path, random_seed);
+    model_name = random_seed ? path + " (random weights)" : path;
   }
   const WanConfig& c = model->config();
-
-  RolloutConfig rollout_config;
-  rollout_config.schedule.frames_per_chunk = args.get_int("chunk-frames", 3, 1, 1024);
-  rollout_config.schedule.denoising_steps = SelfForcingSchedule::parse_steps(args.get("steps", "1000,750,500,250"));
-  rollout_config.latent_height = c.latent_height;
-  rollout_config.latent_width = c.latent_width;
-  if (args.has("latent-size"))
-    parse_latent_size("fastar bench rollout", args.get("latent-size", ""), &rollout_config.latent_height,
-                      &rollout_config.latent_width);
-  rollout_config.schedule.validate();
-  validate_rollout_config(c, rollout_config);
-  const int64_t chunk_latent = rollout_config.schedule.frames_per_chunk;
+  const std::string who = "fastar bench rollout";
+  SessionOptions base_options = session_options_from_args(args, who);
+  FASTAR_CHECK(base_options.schedule == "self-forcing", who << ": measures the self-forcing schedule");
+  const int64_t chunk_latent = base_options.chunk_frames;
   const int64_t frames = args.get_int("frames", 30, 1, INT64_MAX / 8);
   const int64_t chunks = (frames + chunk_latent - 1) / chunk_latent;
-  const int64_t window = args.get_int("window", 9, 0, INT64_MAX), sink = args.get_int("sink", 3, 0, INT64_MAX);
+  base_options.frames = chunks * chunk_latent;
+  base_options.fit_to_memory = true;  // dense on the GPU: run as far as its cache fits
   const std::vector<std::string> policies = split_list(args.get("policy", "dense,window"));
-  FASTAR_CHECK(!policies.empty(), "fastar bench rollout: --policy needs at least one policy");
-  // Every policy name is checked before the first rollout (a long run must not fail on its last policy).
-  bool any_annsa = false;
+  FASTAR_CHECK(!policies.empty(), who << ": --policy needs at least one policy");
+  // Every policy is resolved before the first rollout (a long run must not fail on its last policy).
+  std::vector<SessionOptions> policy_options;
   for (const std::string& policy : policies) {
-    const BenchPolicy bp = parse_bench_policy(policy);
-    FASTAR_CHECK(!bp.annsa || bp.base != "arl2", "fastar bench rollout: annsa wraps dense, window or tempcache, not arl2");
-    any_annsa |= bp.annsa;
+    SessionOptions o = base_options;
+    o.policy = policy;
+    o.policy_options = options_for(parse_policy_name(policy, who), args.values());
+    WanConfig check_config = c;
+    if (parse_policy_name(policy, who).base == "arl2" && c.hybrid_layers.empty()) check_config.hybrid_layers = {0};
+    resolve_policy(policy, o.policy_options, check_config, SelfForcingSchedule().timesteps(), o.device, who);
+    policy_options.push_back(o);
   }
-  for (const OptionSpec& spec : annsa_option_specs())
-    FASTAR_CHECK(any_annsa || !args.has(spec.name), "fastar bench rollout: --" << spec.name << " applies only to a +annsa policy");
-  AnnSaOptions annsa_options = annsa_options_from_args(args, device);
-  FASTAR_CHECK(annsa_options.buckets == AnnSaBuckets::lsh,
-               "fastar bench rollout: --annsa-buckets prompt needs AnnCA's prompt board; use fastar generate for it");
-  const SparseSchedule ann_sparse_schedule = bench_ann_schedule(c, rollout_config);  // AnnSA's and AnnCA's
-  annsa_options.schedule = ann_sparse_schedule;
+  for (const auto& [option, value] : args.values()) {
+    if (!is_policy_option(option)) continue;
+    bool used = false;
+    for (const SessionOptions& o : policy_options) used |= o.policy_options.count(option) > 0;
+    FASTAR_CHECK(used, who << ": --" << option << " applies to none of --policy " << args.get("policy", "dense,window")
+                           << (option.rfind("annsa-", 0) == 0 ? " (it applies only to a +annsa policy)" : ""));
+  }
   const int64_t report_every = args.get_int("report-every", 10, 0, INT64_MAX);
   // A pixel-space model (RGB in, no VAE: the world model) outputs one frame per latent frame; a Wan
   // latent becomes 4 video frames (the first 1).
   const int64_t frames_per_latent = c.in_dim == 3 ? 1 : 4;
   std::ostringstream header;
-  header << "fastar bench rollout — " << model_name << ", latent " << rollout_config.latent_height << "x"
-         << rollout_config.latent_width << ", " << chunk_latent << " latent frames per chunk, "
-         << rollout_config.schedule.denoising_steps.size() << " steps + clean pass, device " << device;
+  header << "fastar bench rollout — " << model_name << ", latent "
+         << (base_options.latent_height > 0 ? base_options.latent_height : c.latent_height) << "x"
+         << (base_options.latent_width > 0 ? base_options.latent_width : c.latent_width) << ", " << chunk_latent
+         << " latent frames per chunk, "
+         << (base_options.steps.empty() ? SelfForcingSchedule().denoising_steps.size() : base_options.steps.size())
+         << " steps + clean pass, device " << device_name(base_options.device);
 
   // Prompt: a model with its own text encoder (the world model) encodes a real prompt (its attention
   // then has the structure TempCache and AnnSA exploit); other models get a seeded random embedding of
   // --prompt-rows real rows followed by zero padding, the shape of a umT5 prompt (AnnCA selects among the
   // real rows; 0 = the all-zero embedding, on which AnnCA runs dense).
-  const bool own_text_encoder = !model_path.empty() && TextEncoder::available(model_path);
-  FASTAR_CHECK(!args.has("prompt") || own_text_encoder,
-               "fastar bench rollout: --prompt needs a model with its own text encoder (the world model)");
+  const bool own_text_encoder = model->has_text_encoder() && !args.has("shape");
+  FASTAR_CHECK(!args.has("prompt") || own_text_encoder, who << ": --prompt needs a model with its own text encoder (the world model)");
   FASTAR_CHECK(!args.has("prompt-rows") || !own_text_encoder,
-               "fastar bench rollout: --prompt-rows is for models without a text encoder; this one encodes --prompt");
-  Tensor context = Tensor::zeros({c.text_len, c.text_dim});
+               who << ": --prompt-rows is for models without a text encoder; this one encodes --prompt");
+  SessionPrompt prompt;
   if (!own_text_encoder) {
+    Tensor context = Tensor::zeros({c.text_len, c.text_dim});
     const int64_t real_rows = std::min(args.get_int("prompt-rows", 60, 0, INT64_MAX), c.text_len);
     gaussian_noise(context.data<float>(), real_rows * c.text_dim, 0x9e0, 0);
     std::fprintf(stderr, "prompt: a random embedding of %lld real rows + %lld padding rows\n",
                  static_cast<long long>(real_rows), static_cast<long long>(c.text_len - real_rows));
+    prompt = SessionPrompt::from_embeds(context, "the random prompt embedding");
   } else {
     const std::string text = args.get("prompt", "a red circle bounces . a blue square drifts left .");
-    context = TextEncoder::load(model_path).encode(text);
     std::fprintf(stderr, "prompt: \"%s\"\n", text.c_str());
+    prompt = SessionPrompt::from_text(text);
   }
-  const WanPrompt prompt = model->prepare_prompt(context);
-  // Actions, per chunk [chunk_latent, action_dim]: world models (5 one-hot actions) get --actions or
-  // the training data's random player; other action models all zeros. Every policy gets the same.
+  // Actions: world models (5 one-hot actions) get --actions or the training data's random player;
+  // other action models the default (zeros). Every policy gets the same.
   FASTAR_CHECK(!args.has("actions") || c.action_dim == world::kNumActions,
-               "fastar bench rollout: --actions needs a model with " << world::kNumActions << " one-hot actions");
-  std::vector<Tensor> actions;  // per chunk
-  if (c.action_dim > 0)
-    actions = world::action_chunks(args.has("actions") ? world::parse_actions(args.get("actions", ""), chunks * chunk_latent)
-                                                       : world::sample_actions(1, chunks * chunk_latent),
-                                   chunks, chunk_latent, c.action_dim);
-  auto chunk_actions = [&](int64_t chunk) -> const Tensor* {
-    return actions.empty() ? nullptr : &actions[static_cast<size_t>(chunk)];
-  };
+               who << ": --actions needs a model with " << world::kNumActions << " one-hot actions");
+  std::string actions;
+  if (c.action_dim == world::kNumActions)
+    actions = args.has("actions") ? args.get("actions", "")
+                                  : world::format_actions(world::sample_actions(1, chunks * chunk_latent));
+  if (!actions.empty()) world::parse_actions(actions, chunks * chunk_latent);  // checked now
   std::vector<PolicyRun> runs;
-  const TempCacheOptions tempcache = bench_tempcache_options(args);
-  std::unique_ptr<WanModel> hybrid;  // arl2 runs of a model without hybrid layers: the same config made hybrid
-  for (const std::string& policy : policies) {
-    const BenchPolicy bp = parse_bench_policy(policy);
-    const WanModel* run_model = model.get();
-    if (bp.base == "arl2" && c.hybrid_layers.empty()) {
+  std::shared_ptr<const LoadedModel> hybrid;  // arl2 runs of a model without hybrid layers: the same config made hybrid
+  for (size_t p = 0; p < policies.size(); ++p) {
+    const std::string& policy = policies[p];
+    std::shared_ptr<const LoadedModel> run_model = model;
+    if (parse_policy_name(policy, who).base == "arl2" && c.hybrid_layers.empty()) {
       if (!hybrid) {
         WanConfig hc = c;
         hc.hybrid_layers = parse_layer_list(args.get("hybrid-layers", c.num_layers == 30 ? "0-21" : "0-" + std::to_string(c.num_layers * 3 / 4 - 1)),
@@ -492,20 +396,35 @@ int run_bench_rollout(int argc, char** argv) {
           for (int64_t l = 0; l < c.num_layers; ++l) hc.hybrid_layers.push_back(l);
         std::fprintf(stderr, "arl2: random weights with %zu of %lld layers hybrid\n", hc.hybrid_layers.size(),
                      static_cast<long long>(c.num_layers));
-        hybrid = std::make_unique<WanModel>(hc, random_wan_weights(hc, static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX))));
+        hybrid = LoadedModel::from(WanModel(hc, random_wan_weights(hc, static_cast<uint64_t>(args.get_int("random-weights", 0, 0, INT64_MAX)))),
+                                   model_name + " made hybrid");
       }
-      run_model = hybrid.get();
+      run_model = hybrid;
     }
-    FASTAR_CHECK(bp.base == "arl2" || run_model->config().hybrid_layers.empty(),
-                 "fastar bench rollout: this model has hybrid layers; only the arl2 policies run it");
-    const WanPrompt run_prompt = run_model == model.get() ? prompt : run_model->prepare_prompt(context);
+    FASTAR_CHECK(parse_policy_name(policy, who).base == "arl2" || run_model->config().hybrid_layers.empty(),
+                 who << ": this model has hybrid layers; only the arl2 policies run it");
     PolicyRun run;
     run.policy = policy;
-    std::fprintf(stderr, "%s: %lld latent frames (%lld video frames) on the %s\n", policy.c_str(),
+    Session session(run_model, policy_options[p], prompt);
+    std::fprintf(stderr, "%s: %lld latent frames (%lld video frames); %s\n", policy.c_str(),
                  static_cast<long long>(chunks * chunk_latent),
-                 static_cast<long long>(video_frames_of(chunks * chunk_latent, frames_per_latent)), device.c_str());
-    auto observe = [&](const ChunkSample& sample) {
-      ChunkSample s = sample;
+                 static_cast<long long>(video_frames_of(chunks * chunk_latent, frames_per_latent)), session.describe().c_str());
+    int64_t ran_chunks = chunks;
+    if (session.frame_capacity() >= 0) ran_chunks = std::min(chunks, session.frame_capacity() / chunk_latent);
+    int64_t peak = 0;
+    for (int64_t chunk = 0; chunk < ran_chunks; ++chunk) {
+      const std::string chunk_actions =
+          static_cast<int64_t>(actions.size()) > chunk * chunk_latent ? actions.substr(static_cast<size_t>(chunk * chunk_latent), static_cast<size_t>(chunk_latent)) : "";
+      const Chunk out = c.action_dim == world::kNumActions ? session.next_chunk(chunk_actions, /*commit=*/true)
+                                                           : session.next_chunk(nullptr, /*commit=*/true);  // every chunk committed (PyTorch's too)
+      ChunkSample s;
+      s.ms = out.ms;
+      s.chunk = chunk;
+      s.latent_frames = (chunk + 1) * chunk_latent;
+      s.mem_in_use = session.memory_in_use();
+      peak = std::max(peak, s.mem_in_use);
+      s.mem_peak = base_options.device == Device::CPU ? std::max(peak, peak_resident_bytes()) : peak;
+      s.cache_bytes = out.stats.bytes;
       s.video_frames = video_frames_of(s.latent_frames, frames_per_latent);
       s.chunk_video_frames = s.video_frames - video_frames_of(s.latent_frames - chunk_latent, frames_per_latent);
       run.samples.push_back(s);
@@ -513,65 +432,16 @@ int run_bench_rollout(int argc, char** argv) {
         std::vector<PolicyRun> so_far = runs;
         so_far.push_back(run);
         so_far.insert(so_far.end(), baseline.begin(), baseline.end());
-        write_report(so_far, header.str() + " (in progress: " + policy + " at chunk " +
-                                   std::to_string(s.chunk + 1) + " of " + std::to_string(chunks) + ")");
+        write_report(so_far, header.str() + " (in progress: " + policy + " at chunk " + std::to_string(s.chunk + 1) + " of " +
+                                 std::to_string(chunks) + ")");
       }
       if (s.chunk % 10 == 0 || s.chunk + 1 == chunks)
         std::fprintf(stderr, "  %s chunk %lld: video frame %lld, %.1f ms, %.2f frames/s, memory %.2f GB, policy %.3f GB\n",
-                     policy.c_str(), static_cast<long long>(s.chunk), static_cast<long long>(s.video_frames),
-                     s.ms, chunk_fps(s), s.mem_in_use / 1e9, s.cache_bytes / 1e9);
-      return true;
-    };
-    if (device == "cuda") {
-#ifdef FASTAR_HAVE_CUDA
-      cuda::CudaPolicySpec spec;
-      spec.policy = bp.base;
-      if (bp.windowed) {
-        spec.window = window;
-        spec.sink = sink;
-      }
-      spec.tempcache = tempcache;
-      spec.tempcache_capacity = args.get_int("tempcache-capacity", 0, 0, INT64_MAX);
-      if (bp.annsa) {  // --annsa-* (default LSH 2 bits, own keys dense, Hopper blocks 128x128), first 30% of the steps dense
-        spec.policy += "+annsa";
-        spec.annsa = annsa_options;
-      }
-      if (bp.annca) {  // AnnCA's defaults: LSH 4 tables x 8 bits, padding as one biased key
-        spec.annca = true;
-        spec.annca_options.schedule = ann_sparse_schedule;
-      }
-      run.latent_frames_possible = bench_rollout_cuda(*run_model, run_prompt, rollout_config, spec, chunks, chunk_actions, observe);
-#endif
-    } else {
-      std::unique_ptr<CrossFrameMemory> memory = make_cpu_memory(bp, *run_model, window, sink, tempcache);
-      if (bp.annsa)
-        memory = std::make_unique<AnnSaMemory>(std::move(memory), c.num_layers, c.num_heads, c.head_dim(), annsa_options, nullptr);
-      std::unique_ptr<AnnCrossAttention> annca;
-      RolloutConfig run_config = rollout_config;
-      if (bp.annca) {
-        AnnCaOptions options;
-        options.schedule = ann_sparse_schedule;
-        annca = std::make_unique<AnnCrossAttention>(c.num_layers, c.num_heads, c.head_dim(), options, nullptr);
-        run_config.cross_attention = annca.get();
-      }
-      SelfForcingRollout rollout(*run_model, *memory, run_prompt, run_config);
-      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-        const auto start = std::chrono::steady_clock::now();
-        rollout.next_chunk(chunk_actions(chunk), /*commit=*/true);  // every chunk committed (PyTorch's too)
-        ChunkSample s;
-        s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-        s.chunk = chunk;
-        s.latent_frames = (chunk + 1) * chunk_latent;
-        s.mem_in_use = resident_bytes();
-        s.mem_peak = peak_resident_bytes();
-        s.cache_bytes = memory->bytes();
-        observe(s);
-      }
-      run.latent_frames_possible = chunks * chunk_latent;
-      if (bp.annsa)
-        std::fputs(static_cast<const AnnSaMemory&>(*memory).stats().report("annsa (self-attention):").c_str(), stderr);
-      if (annca) std::fputs(annca->stats().report(annca->describe() + ":").c_str(), stderr);
+                     policy.c_str(), static_cast<long long>(s.chunk), static_cast<long long>(s.video_frames), s.ms, chunk_fps(s),
+                     s.mem_in_use / 1e9, s.cache_bytes / 1e9);
     }
+    run.latent_frames_possible = ran_chunks * chunk_latent;
+    std::fputs(session.report().c_str(), stderr);
     runs.push_back(std::move(run));
   }
 

@@ -19,15 +19,14 @@
 
 #include "fastar/apps/args.h"
 #include "fastar/apps/commands.h"
-#include "fastar/apps/policy_cli.h"
-#include "fastar/apps/tempcache_cli.h"
+#include "fastar/apps/session_cli.h"
 #include "fastar/core/atomic_file.h"
 #include "fastar/core/error.h"
 #include "fastar/model/text_encoder.h"
 #include "fastar/rollout/image_metrics.h"
 #include "fastar/rollout/latent_preview.h"
 #include "fastar/rollout/png_writer.h"
-#include "fastar/rollout/self_forcing.h"
+#include "fastar/rollout/schedule.h"
 #include "fastar/world/actions.h"
 #include "fastar/world/world.h"
 
@@ -50,14 +49,12 @@ std::vector<OptionSpec> eval_specs() {
       {"clips", "N", "clips of the world (prompt, actions, seed from --seed)", "4"},
       {"frames", "N", "frames per clip (whole chunks)", "24"},
       {"seed", "S", "the clips' seed (a different one than training's keeps them unseen)", "1000"},
-      {"window", "W", "window policies: recent frames kept", "the model's fastar_defaults"},
-      {"sink", "S", "window policies: first frames kept", "the model's fastar_defaults"},
+      {"device", "NAME", "cpu | cuda (bf16 on the GPU)", "cpu"},
       {"out", "DIR", "writes DIR/eval.md, DIR/eval.json, DIR/contact_sheet.png", "eval"},
       {"threads", "N", "CPU threads", "all cores"},
   };
-  for (const auto* extra : {&tempcache_option_specs(), &ann_option_specs()})
-    for (const OptionSpec& spec : *extra)
-      if (spec.name != "tempcache-capacity") specs.push_back(spec);
+  // The policies' options: each applies to the policies of --policies it concerns (options_for).
+  for (const OptionSpec& spec : policy_option_specs()) specs.push_back(spec);
   return specs;
 }
 
@@ -66,8 +63,6 @@ struct Clip {
   std::vector<uint8_t> actions;
   uint64_t seed = 0;
   std::vector<RgbFrame> world;  // the ground truth
-  WanPrompt prompt_embedding;   // encoded and prepared once, shared by every policy
-  WanPrompt reference_embedding;  // the same for the reference model (--reference-model)
 };
 
 struct PolicyResult {
@@ -107,42 +102,6 @@ RgbFrame contact_sheet(const std::vector<std::vector<RgbFrame>>& rows, int64_t s
   return sheet;
 }
 
-// The options of one policy: eval takes the options of all its policies at once, and each policy
-// gets only those that apply to it (--window/--sink: window; TempCache's: a tempcache base; the ANN
-// ones: +annsa/+annca), so that the checks of policy_cli.h still hold for each.
-Args policy_args(const std::vector<OptionSpec>& specs, int argc, char** argv, const AnnPolicy& parts) {
-  auto applies = [&](const std::string& name) {
-    for (const OptionSpec& spec : tempcache_option_specs())
-      if (spec.name == name) return parts.base == "tempcache" || (name == "ann" && parts.any());
-    for (const OptionSpec& spec : ann_option_specs())
-      if (spec.name == name) return parts.any();
-    if (name == "window" || name == "sink") return parts.base == "window";
-    return true;
-  };
-  std::vector<std::string> kept;
-  for (int i = 0; i < argc; ++i) {
-    std::string word = argv[i];
-    if (word.rfind("--", 0) != 0) {
-      kept.push_back(word);
-      continue;
-    }
-    const std::string name = word.substr(2, word.find('=') == std::string::npos ? std::string::npos : word.find('=') - 2);
-    bool takes_value = false;
-    for (const OptionSpec& spec : specs)
-      if (spec.name == name) takes_value = !spec.value_name.empty();
-    const bool inline_value = word.find('=') != std::string::npos;
-    const bool keep = applies(name);
-    if (keep) kept.push_back(word);
-    if (takes_value && !inline_value && i + 1 < argc) {
-      ++i;
-      if (keep) kept.push_back(argv[i]);
-    }
-  }
-  std::vector<char*> pointers;
-  for (std::string& word : kept) pointers.push_back(word.data());
-  return Args("eval", specs, static_cast<int>(pointers.size()), pointers.data());
-}
-
 std::string cell(double value, const char* format) {
   if (value < 0) return "—";
   if (std::isinf(value)) return "identical";
@@ -167,33 +126,52 @@ int run_eval(int argc, char** argv) {
   }
   FASTAR_CHECK(args.positional().empty(), "fastar eval: unexpected argument '" << args.positional()[0] << "'");
   if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.get_int("threads", 1, 1, 4096)));
-  const std::string model_path = args.get("model", FASTAR_DEFAULT_MODEL);
-  const WanModel model = WanModel::load(model_path);
-  const WanConfig& c = model.config();
-  FASTAR_CHECK(c.action_dim == world::kNumActions && c.in_dim == 3 && c.latent_height == world::kFrameSize &&
-                   c.latent_width == world::kFrameSize && TextEncoder::available(model_path),
-               "fastar eval: " << model_path << " is not a world model (64x64 RGB frames, a text encoder, 5 actions); "
-                               "train one with tools/world_model/ or use the shipped models/world-small");
-  const TextEncoder encoder = TextEncoder::load(model_path);
-  // The reference rollout's model: --model, or the one --reference-model names (same world, same clips).
-  const std::string reference_path = args.get("reference-model", model_path);
-  std::unique_ptr<WanModel> reference_owner;
-  if (reference_path != model_path) reference_owner = std::make_unique<WanModel>(WanModel::load(reference_path));
-  const WanModel& ref_model = reference_owner ? *reference_owner : model;
-  FASTAR_CHECK(ref_model.config().action_dim == c.action_dim && ref_model.config().in_dim == c.in_dim &&
-                   ref_model.config().latent_height == c.latent_height &&
-                   ref_model.config().latent_width == c.latent_width && TextEncoder::available(reference_path),
-               "fastar eval: --reference-model " << reference_path << " is not a world model like " << model_path);
-  std::optional<TextEncoder> reference_encoder;  // only for another model
-  if (reference_owner) reference_encoder.emplace(TextEncoder::load(reference_path));
+  const std::string who = "fastar eval";
+  // Every option and every policy is checked before anything runs or is written.
   const int64_t clips = args.get_int("clips", 4, 1, 10000);
   const int64_t frames = (args.get_int("frames", 24, 1, 100000) + 2) / 3 * 3;
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 1000, 0, INT64_MAX));
-  const std::vector<std::string> policies =
-      split_list(args.get("policies", "dense,window,tempcache,dense+annsa,dense+annca,tempcache+annsa+annca"));
-  FASTAR_CHECK(!policies.empty(), "fastar eval: --policies needs at least one policy");
+  const Device device = parse_device(args.get("device", "cpu"), who);
+  const std::string policy_list = args.get("policies", "dense,window,tempcache,dense+annsa,dense+annca,tempcache+annsa+annca");
+  const std::vector<std::string> policies = split_list(policy_list);
+  FASTAR_CHECK(!policies.empty() && policies.size() == static_cast<size_t>(std::count(policy_list.begin(), policy_list.end(), ',') + 1),
+               who << ": --policies must be a comma-separated list of policies without empty items, got '" << policy_list << "'");
   const std::string out = args.get("out", "eval");
-  std::filesystem::create_directories(out);
+  const std::string model_path = args.get("model", FASTAR_DEFAULT_MODEL);
+  const std::shared_ptr<const LoadedModel> model = LoadedModel::load(model_path);
+  const WanConfig& c = model->config();
+  FASTAR_CHECK(c.action_dim == world::kNumActions && c.in_dim == 3 && c.latent_height == world::kFrameSize &&
+                   c.latent_width == world::kFrameSize && model->has_text_encoder(),
+               who << ": " << model_path << " is not a world model (64x64 RGB frames, a text encoder, 5 actions); "
+                   "train one with tools/world_model/ or use the shipped models/world-small");
+  // The reference rollout's model: --model, or the one --reference-model names (same world, same clips).
+  const std::string reference_path = args.get("reference-model", model_path);
+  const std::shared_ptr<const LoadedModel> ref_model = reference_path == model_path ? model : LoadedModel::load(reference_path);
+  FASTAR_CHECK(ref_model->config().action_dim == c.action_dim && ref_model->config().in_dim == c.in_dim &&
+                   ref_model->config().latent_height == c.latent_height &&
+                   ref_model->config().latent_width == c.latent_width && ref_model->has_text_encoder(),
+               who << ": --reference-model " << reference_path << " is not a world model like " << model_path);
+  std::vector<SessionOptions> runs;  // one per policy, resolved now
+  for (size_t i = 0; i < policies.size(); ++i) {
+    SessionOptions o;
+    o.who = who;
+    o.device = device;
+    o.policy = policies[i];
+    o.policy_options = options_for(parse_policy_name(policies[i], who), args.values());
+    o.frames = frames;
+    const WanConfig& run_config = i == 0 ? ref_model->config() : c;
+    resolve_policy(o.policy, o.policy_options, run_config, SelfForcingSchedule().timesteps(), device, who);
+    runs.push_back(o);
+  }
+  for (const auto& [option, value] : args.values()) {
+    if (!is_policy_option(option)) continue;
+    bool used = false;
+    for (const SessionOptions& o : runs) used |= o.policy_options.count(option) > 0;
+    FASTAR_CHECK(used, who << ": --" << option << " applies to none of --policies " << policy_list);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  FASTAR_CHECK(!ec, who << ": cannot create --out folder '" << out << "': " << ec.message());
 
   std::vector<Clip> set;
   for (int64_t i = 0; i < clips; ++i) {
@@ -203,50 +181,35 @@ int run_eval(int argc, char** argv) {
     clip.actions = world::sample_actions(clip.seed, frames);
     const Tensor truth = world::render_frames(clip.prompt, clip.actions, clip.seed, frames);
     for (int64_t f = 0; f < frames; ++f) clip.world.push_back(world_frame(truth, f));
-    clip.prompt_embedding = model.prepare_prompt(encoder.encode(clip.prompt));
-    clip.reference_embedding = reference_encoder ? ref_model.prepare_prompt(reference_encoder->encode(clip.prompt))
-                                                 : clip.prompt_embedding;
     set.push_back(std::move(clip));
   }
 
-  RolloutConfig base;
-  base.seed = seed;
-  base.latent_height = c.latent_height;
-  base.latent_width = c.latent_width;
   std::vector<PolicyResult> results;
-  for (const std::string& policy : policies) {
+  for (size_t i = 0; i < policies.size(); ++i) {
+    const std::string& policy = policies[i];
     const bool on_reference_model = results.empty();
-    const WanModel& run_model = on_reference_model ? ref_model : model;
     PolicyResult result;
     result.policy = on_reference_model && reference_path != model_path ? policy + " (" + reference_path + ")" : policy;
     double seconds = 0;
     std::fprintf(stderr, "%s:", policy.c_str());
     for (const Clip& clip : set) {
-      const Args own = policy_args(specs, argc, argv, split_ann_policy(policy));
-      CpuPolicy p = make_cpu_policy(own, policy, run_model, base.schedule.timesteps(), "fastar eval");
-      RolloutConfig rc = base;
-      rc.seed = clip.seed;
-      rc.cross_attention = p.ann.annca.get();
-      SelfForcingRollout rollout(run_model, *p.memory, on_reference_model ? clip.reference_embedding : clip.prompt_embedding, rc);
+      SessionOptions o = runs[i];
+      o.seed = clip.seed;
+      Session session(on_reference_model ? ref_model : model, o, SessionPrompt::from_text(clip.prompt));
       std::vector<RgbFrame> got;
-      const std::vector<Tensor> actions = world::action_chunks(clip.actions, frames / 3, 3, c.action_dim);
+      const std::string actions = world::format_actions(clip.actions);
       const auto start = std::chrono::steady_clock::now();
       for (int64_t chunk = 0; chunk < frames / 3; ++chunk) {
-        const Tensor x0 = rollout.next_chunk(&actions[static_cast<size_t>(chunk)], /*commit=*/chunk + 1 < frames / 3);
-        for (int64_t f = 0; f < 3; ++f) got.push_back(latent_frame_to_rgb(x0, f));
+        Chunk out_chunk = session.next_chunk(actions.substr(static_cast<size_t>(chunk * 3), 3), /*commit=*/chunk + 1 < frames / 3);
+        for (RgbFrame& f : out_chunk.frames) got.push_back(std::move(f));
       }
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (p.tempcache) result.kv_density = p.tempcache->stats().total.density;  // the last clip's
-      if (p.ann.annsa) {
-        const auto t = p.ann.annsa->stats().total();
-        result.annsa_density = t.density();
-        result.annsa_recall = t.recall();
-      }
-      if (p.ann.annca) {
-        const auto t = p.ann.annca->stats().total();
-        result.annca_density = t.density();
-        result.annca_recall = t.recall();
-      }
+      const MemoryStats stats = session.stats();  // the last clip's
+      result.kv_density = stats.kv_density;
+      result.annsa_density = stats.density;
+      result.annsa_recall = stats.recall;
+      result.annca_density = stats.cross_density;
+      result.annca_recall = stats.cross_recall;
       result.frames.push_back(std::move(got));
       std::fprintf(stderr, " clip %zu", result.frames.size());
     }
@@ -272,7 +235,7 @@ int run_eval(int argc, char** argv) {
   md << "fastar eval — " << model_path << ", " << clips << " clips × " << frames << " frames (seed " << seed
      << "), reference policy: " << results.front().policy << "\n\n"
      << "| policy | PSNR vs " << results.front().policy << " (dB) | SSIM vs " << results.front().policy
-     << " | PSNR vs world (dB) | ms / frame (CPU) | TempCache KV density | AnnSA density / recall | AnnCA density / recall |\n"
+     << " | PSNR vs world (dB) | ms / frame (" << (device == Device::CUDA ? "GPU" : "CPU") << ") | TempCache KV density | AnnSA density / recall | AnnCA density / recall |\n"
      << "|---|---|---|---|---|---|---|---|\n";
   nlohmann::json json = nlohmann::json::array();
   for (const PolicyResult& r : results) {
@@ -290,7 +253,7 @@ int run_eval(int argc, char** argv) {
   }
   md << "\nPSNR is over all frames of all clips (mean MSE first); identical = no pixel differs; the first chunk "
         "of every rollout is the same for all policies (nothing to remember yet)"
-     << (reference_owner ? ", except the reference's, which comes from another model" : "") << ".\nClip 0: \"" << set.front().prompt << "\", actions " << world::format_actions(set.front().actions)
+     << (reference_path != model_path ? ", except the reference's, which comes from another model" : "") << ".\nClip 0: \"" << set.front().prompt << "\", actions " << world::format_actions(set.front().actions)
      << ". Contact sheet rows: the world, then " ;
   for (size_t i = 0; i < results.size(); ++i) md << (i ? ", " : "") << results[i].policy;
   md << " (every 3rd frame). Recall is measured only with --ann-stats (— otherwise).\n";

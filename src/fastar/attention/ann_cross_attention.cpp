@@ -221,4 +221,14 @@ void AnnCrossAttention::attend(const CrossAttentionCall& call, const float* q, c
   }
 }
 
+MemoryStats AnnCrossAttention::summary() const {
+  MemoryStats s;
+  const auto total = stats_.total();
+  s.density = total.density();
+  s.recall = total.recall();
+  return s;
+}
+
+std::string AnnCrossAttention::report() const { return stats_.report(describe() + ":"); }
+
 }  // namespace fastar

@@ -76,6 +76,8 @@ class AnnCrossAttention : public CrossAttentionPolicy {
 
   void attend(const CrossAttentionCall& call, const float* q, const float* k, const float* v, float* out) override;
   std::string describe() const override;
+  MemoryStats summary() const override;  // density / recall over the sparse calls
+  std::string report() const override;   // the per-layer table
   const SparseStats& stats() const { return stats_; }
   const AnnCaOptions& options() const { return options_; }
 

@@ -283,4 +283,14 @@ void AnnSaMemory::attend(int64_t layer, const MemoryCall& call, const float* q, 
   if (call.commit) inner_->attend(layer, call, q, k, v, nullptr);
 }
 
+MemoryStats AnnSaMemory::summary() const {
+  MemoryStats s = inner_->summary();
+  const auto total = stats_.total();
+  s.density = total.density();
+  s.recall = total.recall();
+  return s;
+}
+
+std::string AnnSaMemory::report() const { return inner_->report() + stats_.report("annsa (self-attention):"); }
+
 }  // namespace fastar

@@ -120,6 +120,9 @@ class AnnSaMemory : public CrossFrameMemory {
   int64_t cached_frames(int64_t layer) const override { return inner_->cached_frames(layer); }
   int64_t bytes() const override { return inner_->bytes(); }
   std::string describe() const override;
+  MemoryStats summary() const override;  // the inner policy's + AnnSA's density / recall
+  std::string report() const override;   // the inner policy's + the per-layer density table
+  std::string stats_json() const override { return inner_->stats_json(); }
 
   const SparseStats& stats() const { return stats_; }
   const AnnSaOptions& options() const { return options_; }

@@ -172,4 +172,10 @@ int64_t Arl2HybridMemory::committed_chunks(int64_t layer) const {
   return commits_[static_cast<size_t>(layer_state_[static_cast<size_t>(layer)])];
 }
 
+MemoryStats Arl2HybridMemory::summary() const {
+  MemoryStats s = inner_->summary();
+  s.bytes = bytes();
+  return s;
+}
+
 }  // namespace fastar

@@ -38,6 +38,9 @@ class Arl2HybridMemory : public CrossFrameMemory {
   int64_t cached_frames(int64_t layer) const override;  // hybrid layers hold no frames: 0
   int64_t bytes() const override;                      // inner bytes + the hybrid states
   std::string describe() const override;
+  MemoryStats summary() const override;  // the inner policy's, with the hybrid states' bytes added
+  std::string report() const override { return inner_->report(); }
+  std::string stats_json() const override { return inner_->stats_json(); }
 
   bool is_hybrid(int64_t layer) const { return layer_state_[static_cast<size_t>(layer)] >= 0; }
   // The state S of a hybrid layer, [heads, head_dim, head_dim] (key index, then value index).

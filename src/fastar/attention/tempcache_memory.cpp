@@ -273,7 +273,7 @@ std::string format_tempcache_summary(const TempCacheStats& stats) {
   return out.str();
 }
 
-void write_tempcache_stats_json(const std::string& path, const TempCacheStats& stats, const TempCacheOptions& options) {
+std::string tempcache_stats_json(const TempCacheStats& stats, const TempCacheOptions& options) {
   auto layer_json = [](const TempCacheLayerStats& s) {
     nlohmann::json j = {{"dense_tokens", s.dense_tokens}, {"cached_tokens", s.cached_tokens}, {"density", s.density},
                         {"merges", s.merges},           {"bytes", s.bytes}};
@@ -299,11 +299,16 @@ void write_tempcache_stats_json(const std::string& path, const TempCacheStats& s
   doc["total"] = layer_json(stats.total);
   doc["layers"] = nlohmann::json::array();
   for (const TempCacheLayerStats& s : stats.layers) doc["layers"].push_back(layer_json(s));
+  return doc.dump(2) + "\n";
+}
+
+void write_tempcache_stats_json(const std::string& path, const TempCacheStats& stats, const TempCacheOptions& options) {
+  const std::string text = tempcache_stats_json(stats, options);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream file(tmp, std::ios::trunc);
     FASTAR_CHECK(file, "tempcache: cannot write statistics to '" << tmp << "' (check the output folder)");
-    file << doc.dump(2) << "\n";
+    file << text;
     file.close();
     FASTAR_CHECK(file, "tempcache: writing '" << tmp << "' failed (disk full?)");
   }
@@ -314,5 +319,17 @@ void write_tempcache_stats_json(const std::string& path, const TempCacheStats& s
     FASTAR_FAIL("tempcache: cannot move statistics into '" << path << "': " << ec.message());
   }
 }
+
+MemoryStats TempCacheMemory::summary() const {
+  MemoryStats s = CrossFrameMemory::summary();
+  const TempCacheStats t = stats();
+  s.kv_density = t.total.density;
+  s.merges = t.total.merges;
+  return s;
+}
+
+std::string TempCacheMemory::report() const { return format_tempcache_summary(stats()) + "\n"; }
+
+std::string TempCacheMemory::stats_json() const { return tempcache_stats_json(stats(), options_); }
 
 }  // namespace fastar

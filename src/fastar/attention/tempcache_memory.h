@@ -52,6 +52,9 @@ class TempCacheMemory : public CrossFrameMemory {
   int64_t cached_frames(int64_t layer) const override;  // mean representatives per head / tokens per frame, rounded up
   int64_t bytes() const override;
   std::string describe() const override;
+  MemoryStats summary() const override;      // + KV density and merges
+  std::string report() const override;       // format_tempcache_summary
+  std::string stats_json() const override;   // tempcache_stats_json
 
   TempCacheStats stats() const;
   const TempCacheHead& head(int64_t layer, int64_t h) const;
@@ -77,6 +80,8 @@ class TempCacheMemory : public CrossFrameMemory {
 std::string format_tempcache_summary(const TempCacheStats& stats);
 
 // The per-layer statistics and the options as JSON, written atomically (temp file + rename).
+// The per-layer statistics and the options as JSON text (what write_tempcache_stats_json writes).
+std::string tempcache_stats_json(const TempCacheStats& stats, const TempCacheOptions& options);
 void write_tempcache_stats_json(const std::string& path, const TempCacheStats& stats, const TempCacheOptions& options);
 
 }  // namespace fastar

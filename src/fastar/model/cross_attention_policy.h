@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "fastar/model/memory_stats.h"
+
 namespace fastar {
 
 struct CrossAttentionCall {
@@ -26,6 +28,9 @@ class CrossAttentionPolicy {
   // q, out: [num_frames·tokens_per_frame, heads·head_dim]; k, v: [prompt_rows, heads·head_dim].
   virtual void attend(const CrossAttentionCall& call, const float* q, const float* k, const float* v, float* out) = 0;
   virtual std::string describe() const = 0;
+  // Density / recall through the seam (memory_stats.h) and an end-of-run report ("" = nothing).
+  virtual MemoryStats summary() const { return {}; }
+  virtual std::string report() const { return ""; }
 };
 
 }  // namespace fastar

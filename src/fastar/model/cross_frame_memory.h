@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "fastar/model/memory_stats.h"
+
 namespace fastar {
 
 struct MemoryCall {
@@ -58,6 +60,18 @@ class CrossFrameMemory {
   // Bytes of key/value memory held now, all layers.
   virtual int64_t bytes() const = 0;
   virtual std::string describe() const = 0;
+
+  // Statistics through the seam (memory_stats.h); wrapping policies merge their inner policy's.
+  virtual MemoryStats summary() const {
+    MemoryStats s;
+    s.bytes = bytes();
+    s.cached_frames = cached_frames(0);
+    return s;
+  }
+  // A human-readable end-of-run report (one or more lines ending in '\n'); "" = nothing to add.
+  virtual std::string report() const { return ""; }
+  // Per-layer statistics as JSON text for a file beside the output; "" = none (TempCache writes them).
+  virtual std::string stats_json() const { return ""; }
 };
 
 }  // namespace fastar

@@ -23,7 +23,7 @@ void validate_rollout_config(const WanConfig& c, const RolloutConfig& config) {
 
 SelfForcingRollout::SelfForcingRollout(const WanModel& model, CrossFrameMemory& memory, const WanPrompt& prompt,
                                        RolloutConfig config)
-    : model_(model), memory_(memory), prompt_(prompt), config_(std::move(config)) {
+    : model_(model), memory_(&memory), prompt_(&prompt), config_(std::move(config)) {
   validate_rollout_config(model_.config(), config_);
   timesteps_ = config_.schedule.timesteps();
 }
@@ -41,10 +41,10 @@ Tensor SelfForcingRollout::next_chunk(const Tensor* actions, bool commit) {
   std::vector<float> noise(static_cast<size_t>(count));
 
   WanForwardArgs args;
-  args.prompt = &prompt_;
+  args.prompt = prompt_;
   args.actions = actions;
   args.frame_start = next_frame_;
-  args.memory = &memory_;
+  args.memory = memory_;
   args.cross_attention = config_.cross_attention;
   for (size_t step = 0; step < timesteps_.size(); ++step) {
     const std::vector<float> t(static_cast<size_t>(frames), timesteps_[step]);
@@ -67,16 +67,25 @@ Tensor SelfForcingRollout::next_chunk(const Tensor* actions, bool commit) {
         xp[i] = static_cast<float>((1.0 - next_sigma) * x0p[i] + next_sigma * noise[static_cast<size_t>(i)]);
     }
   }
-  if (commit) {
-    const std::vector<float> t(static_cast<size_t>(frames), config_.schedule.context_noise);
-    args.latent = &x0;
-    args.timesteps = &t;
-    args.commit = true;
-    model_.forward(args);
-    ++dit_calls_;
-  }
+  if (commit) this->commit(x0, next_frame_, actions);
   next_frame_ += frames;
   return x0;
+}
+
+void SelfForcingRollout::commit(const Tensor& x0, int64_t frame_start, const Tensor* actions) {
+  const int64_t frames = config_.schedule.frames_per_chunk;
+  const std::vector<float> t(static_cast<size_t>(frames), config_.schedule.context_noise);
+  WanForwardArgs args;
+  args.prompt = prompt_;
+  args.actions = actions;
+  args.frame_start = frame_start;
+  args.memory = memory_;
+  args.cross_attention = config_.cross_attention;
+  args.latent = &x0;
+  args.timesteps = &t;
+  args.commit = true;
+  model_.forward(args);
+  ++dit_calls_;
 }
 
 }  // namespace fastar

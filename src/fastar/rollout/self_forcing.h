@@ -35,14 +35,29 @@ class SelfForcingRollout {
   // commit = false skips the clean context pass (nothing will follow this chunk).
   Tensor next_chunk(const Tensor* actions = nullptr, bool commit = true);
 
+  // The clean context pass alone: writes x0 [out_dim, frames_per_chunk, H, W] of the chunk that started
+  // at latent frame frame_start into memory (LongLive's re-cache after a prompt switch replays the kept
+  // chunks through it).
+  void commit(const Tensor& x0, int64_t frame_start, const Tensor* actions = nullptr);
+
+  // Mid-stream changes (session/session.h): the prompt, the memory and the cross-attention policy the
+  // next calls use (each must outlive its use), and a restart from frame 0 with another seed.
+  void set_prompt(const WanPrompt& prompt) { prompt_ = &prompt; }
+  void set_memory(CrossFrameMemory& memory) { memory_ = &memory; }
+  void set_cross_attention(CrossAttentionPolicy* policy) { config_.cross_attention = policy; }
+  void restart(uint64_t seed) {
+    config_.seed = seed;
+    next_frame_ = 0;
+  }
+
   int64_t frames_generated() const { return next_frame_; }
   int64_t dit_calls() const { return dit_calls_; }
   const std::vector<float>& timesteps() const { return timesteps_; }
 
  private:
   const WanModel& model_;
-  CrossFrameMemory& memory_;
-  const WanPrompt& prompt_;
+  CrossFrameMemory* memory_;
+  const WanPrompt* prompt_;
   RolloutConfig config_;
   std::vector<float> timesteps_;
   int64_t next_frame_ = 0;

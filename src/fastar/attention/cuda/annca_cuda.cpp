@@ -243,4 +243,12 @@ SparseStats CudaAnnCrossAttention::stats() const {
   return sparse_stats_from_device(counters_, sparse_frames_, dense_frames_);  // per frame, as the CPU counts
 }
 
+MemoryStats CudaAnnCrossAttention::summary() const {
+  MemoryStats s;
+  s.density = stats().total().density();
+  return s;
+}
+
+std::string CudaAnnCrossAttention::report() const { return stats().report(describe() + ":"); }
+
 }  // namespace fastar::cuda

@@ -41,6 +41,8 @@ class CudaAnnCrossAttention : public CudaCrossAttentionPolicy {
               int64_t prompt_rows, __nv_bfloat16* out, cudaStream_t stream) override;
   uint64_t layout_version() const override { return version_; }
   std::string describe() const override;
+  MemoryStats summary() const override;  // density over the sparse calls (synchronizes)
+  std::string report() const override;
 
   // Per-layer density (executed / dense query–key products) and sparse/dense frame counts, as the CPU
   // AnnCrossAttention::stats() counts them; copies the device counters (synchronizes the device).

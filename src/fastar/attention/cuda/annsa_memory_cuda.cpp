@@ -315,4 +315,13 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
 
 SparseStats CudaAnnSaMemory::stats() const { return sparse_stats_from_device(counters_, sparse_calls_, dense_calls_); }
 
+MemoryStats CudaAnnSaMemory::summary() const {
+  MemoryStats s = inner_->summary();
+  s.bytes = bytes();
+  s.density = stats().total().density();
+  return s;
+}
+
+std::string CudaAnnSaMemory::report() const { return inner_->report() + stats().report("annsa (self-attention, GPU):"); }
+
 }  // namespace fastar::cuda

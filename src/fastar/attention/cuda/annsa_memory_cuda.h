@@ -52,6 +52,8 @@ class CudaAnnSaMemory : public CudaCrossFrameMemory {
   // The wrapped cache's bytes + the rows the sorted copies of the cached keys hold now.
   int64_t bytes() const override;
   std::string describe() const override;
+  MemoryStats summary() const override;  // the inner policy's + AnnSA's density (synchronizes)
+  std::string report() const override;
 
   // Per-layer density (executed / dense query–key products) over the sparse calls so far, and the
   // sparse/dense call counts; copies the device counters (synchronizes the device).

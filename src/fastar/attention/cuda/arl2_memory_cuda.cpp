@@ -232,4 +232,10 @@ Tensor CudaArl2Memory::state(int64_t layer) const {
   return host;
 }
 
+MemoryStats CudaArl2Memory::summary() const {
+  MemoryStats s = inner_->summary();
+  s.bytes = bytes();
+  return s;
+}
+
 }  // namespace fastar::cuda

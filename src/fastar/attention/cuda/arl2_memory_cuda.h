@@ -40,6 +40,8 @@ class CudaArl2Memory : public CudaCrossFrameMemory {
   int64_t cached_frames() const override { return inner_->cached_frames(); }
   int64_t bytes() const override;  // inner memory + the hybrid states
   std::string describe() const override;
+  MemoryStats summary() const override;  // the inner policy's, with the hybrid states' bytes added
+  std::string report() const override { return inner_->report(); }
 
   // The state of a hybrid layer, copied to the host: [heads, D, D] fp32 (for checks).
   Tensor state(int64_t layer) const;

@@ -1,5 +1,7 @@
 #include "fastar/attention/cuda/tempcache_memory_cuda.h"
 
+#include <cstdio>
+
 #include <sstream>
 
 #include "fastar/core/error.h"
@@ -85,6 +87,20 @@ std::string CudaTempCacheMemory::describe() const {
   if (options_.window >= 0) out << ", window " << options_.window << " + sink " << options_.sink;
   out << ")";
   return out.str();
+}
+
+MemoryStats CudaTempCacheMemory::summary() const {
+  MemoryStats s = CudaCrossFrameMemory::summary();
+  s.kv_density = density();
+  s.merges = merges();
+  return s;
+}
+
+std::string CudaTempCacheMemory::report() const {
+  char line[160];
+  std::snprintf(line, sizeof line, "tempcache (GPU): KV density %.4f (representatives / tokens seen), %lld merges\n",
+                density(), static_cast<long long>(merges()));
+  return line;
 }
 
 }  // namespace fastar::cuda

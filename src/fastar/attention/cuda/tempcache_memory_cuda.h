@@ -31,6 +31,8 @@ class CudaTempCacheMemory : public CudaCrossFrameMemory {
   int64_t cached_frames() const override;  // mean representatives per head of layer 0, in frames (rounded up)
   int64_t bytes() const override;          // rows in use, all layers (the policy's memory)
   std::string describe() const override;
+  MemoryStats summary() const override;  // + KV density and merges (synchronizes)
+  std::string report() const override;
 
   const CudaTempCacheLayer& layer(int64_t index) const { return layers_[static_cast<size_t>(index)]; }
   // Cached tokens over dense tokens, all layers (1 before the first commit).

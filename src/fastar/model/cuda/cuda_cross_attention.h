@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 
+#include "fastar/model/memory_stats.h"
 #include "fastar/model/wan_dit.h"
 
 namespace fastar::cuda {
@@ -41,6 +42,9 @@ class CudaCrossAttentionPolicy {
   // Changes whenever what attend() launches changes (per-frame sparse/dense choice, prompt, sizes).
   virtual uint64_t layout_version() const = 0;
   virtual std::string describe() const = 0;
+  // Density / recall through the seam and an end-of-run report, as CrossAttentionPolicy's.
+  virtual MemoryStats summary() const { return {}; }
+  virtual std::string report() const { return ""; }
 };
 
 }  // namespace fastar::cuda

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <string>
 
+#include "fastar/model/memory_stats.h"
+
 namespace fastar::cuda {
 
 struct CudaMemoryCall {
@@ -72,6 +74,16 @@ class CudaCrossFrameMemory {
   virtual int64_t cached_frames() const = 0;
   virtual int64_t bytes() const = 0;
   virtual std::string describe() const = 0;
+
+  // Statistics and an end-of-run report through the seam, as CrossFrameMemory's (memory_stats.h).
+  // May synchronize the device (counters are copied back).
+  virtual MemoryStats summary() const {
+    MemoryStats s;
+    s.bytes = bytes();
+    s.cached_frames = cached_frames();
+    return s;
+  }
+  virtual std::string report() const { return ""; }
 };
 
 // A process-wide counter for layout versions, so that two memories never share one.

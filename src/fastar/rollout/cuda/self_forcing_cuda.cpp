@@ -22,7 +22,7 @@ std::string describe_cuda_device() {
 }
 
 CudaSelfForcingRollout::CudaSelfForcingRollout(CudaWanModel& model, CudaCrossFrameMemory& memory, RolloutConfig config)
-    : model_(model), memory_(memory), config_(std::move(config)) {
+    : model_(model), memory_(&memory), config_(std::move(config)) {
   validate_rollout_config(model_.config(), config_);
   timesteps_ = config_.schedule.timesteps();
   const WanConfig& c = model_.config();
@@ -35,7 +35,7 @@ CudaSelfForcingRollout::CudaSelfForcingRollout(CudaWanModel& model, CudaCrossFra
   host_noise_.resize(static_cast<size_t>(bytes / 4));
 }
 
-Tensor CudaSelfForcingRollout::next_chunk(bool commit, const Tensor* actions) {
+Tensor CudaSelfForcingRollout::next_chunk(const Tensor* actions, bool commit) {
   const WanConfig& c = model_.config();
   const int64_t frames = config_.schedule.frames_per_chunk;
   const int64_t chunk = next_frame_ / frames;
@@ -51,7 +51,7 @@ Tensor CudaSelfForcingRollout::next_chunk(bool commit, const Tensor* actions) {
   check(cudaMemcpyAsync(x, host_noise_.data(), static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice, st), "upload noise");
   for (size_t step = 0; step < timesteps_.size(); ++step) {
     const std::vector<float> t(static_cast<size_t>(frames), timesteps_[step]);
-    model_.forward(v, x, frames, config_.latent_height, config_.latent_width, t, next_frame_, &memory_, false, actions);
+    model_.forward(v, x, frames, config_.latent_height, config_.latent_width, t, next_frame_, memory_, false, actions);
     const float sigma = static_cast<float>(timesteps_[step] / total);
     if (step + 1 < timesteps_.size()) {
       check(cudaStreamSynchronize(st), "sync before noise upload");  // host_noise_ is reused
@@ -65,13 +65,26 @@ Tensor CudaSelfForcingRollout::next_chunk(bool commit, const Tensor* actions) {
   }
   if (commit) {
     const std::vector<float> t(static_cast<size_t>(frames), config_.schedule.context_noise);
-    model_.forward(v, x0, frames, config_.latent_height, config_.latent_width, t, next_frame_, &memory_, true, actions);
+    model_.forward(v, x0, frames, config_.latent_height, config_.latent_width, t, next_frame_, memory_, true, actions);
   }
   next_frame_ += frames;
   Tensor out = Tensor::zeros({c.out_dim, frames, config_.latent_height, config_.latent_width});
   check(cudaMemcpyAsync(out.raw_data(), x0, static_cast<size_t>(count) * 4, cudaMemcpyDeviceToHost, st), "download x0");
   check(cudaStreamSynchronize(st), "rollout chunk");
   return out;
+}
+
+void CudaSelfForcingRollout::commit(const Tensor& x0, int64_t frame_start, const Tensor* actions) {
+  const int64_t frames = config_.schedule.frames_per_chunk;
+  const int64_t count = static_cast<int64_t>(host_noise_.size());
+  FASTAR_CHECK(x0.numel() == count, "CudaSelfForcingRollout::commit: x0 has " << x0.numel() << " values, a chunk " << count);
+  cudaStream_t st = model_.stream();
+  auto* d_x0 = static_cast<float*>(x0_->data());
+  check(cudaMemcpyAsync(d_x0, x0.raw_data(), static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice, st), "upload x0");
+  const std::vector<float> t(static_cast<size_t>(frames), config_.schedule.context_noise);
+  model_.forward(static_cast<float*>(v_->data()), d_x0, frames, config_.latent_height, config_.latent_width, t, frame_start,
+                 memory_, true, actions);
+  check(cudaStreamSynchronize(st), "re-cache commit");
 }
 
 }  // namespace fastar::cuda

@@ -21,13 +21,21 @@ class CudaSelfForcingRollout {
   CudaSelfForcingRollout(CudaWanModel& model, CudaCrossFrameMemory& memory, RolloutConfig config);
 
   // Next chunk's clean latent x₀ on the host, [out_dim, frames_per_chunk, H, W]. actions: the
-  // chunk's per-frame actions [frames_per_chunk, action_dim] for models with action_dim > 0.
-  Tensor next_chunk(bool commit = true, const Tensor* actions = nullptr);
+  // chunk's per-frame actions [frames_per_chunk, action_dim] for models with action_dim > 0. The same
+  // arguments in the same order as SelfForcingRollout::next_chunk.
+  Tensor next_chunk(const Tensor* actions = nullptr, bool commit = true);
+  // The clean context pass alone for host x0 of the chunk that started at frame_start (re-cache).
+  void commit(const Tensor& x0, int64_t frame_start, const Tensor* actions = nullptr);
+  void set_memory(CudaCrossFrameMemory& memory) { memory_ = &memory; }
+  void restart(uint64_t seed) {
+    config_.seed = seed;
+    next_frame_ = 0;
+  }
   int64_t frames_generated() const { return next_frame_; }
 
  private:
   CudaWanModel& model_;
-  CudaCrossFrameMemory& memory_;
+  CudaCrossFrameMemory* memory_;
   RolloutConfig config_;
   std::vector<float> timesteps_;
   int64_t next_frame_ = 0;
