@@ -24,9 +24,10 @@ std::vector<double> to_double(const std::vector<float>& values) { return {values
 double max_scaled_error(const float* actual, const double* expected, int64_t count, double rel_tol, double abs_tol) {
   double worst = 0.0;
   for (int64_t i = 0; i < count; ++i) {
+    // A NaN or an infinity on either side is a failure (NaN would otherwise compare as "within").
+    if (!std::isfinite(actual[i]) || !std::isfinite(expected[i])) return INFINITY;
     const double err = std::fabs(static_cast<double>(actual[i]) - expected[i]);
     const double allowed = abs_tol + rel_tol * std::fabs(expected[i]);
-    if (!std::isfinite(actual[i])) return INFINITY;
     worst = std::max(worst, err / allowed);
   }
   return worst;

@@ -17,7 +17,9 @@ constexpr double kF32AbsTol = 2e-5;
 std::vector<float> random_normal(int64_t count, uint64_t seed, float scale = 1.0f);
 std::vector<double> to_double(const std::vector<float>& values);
 
-// max |a - b| / (abs_tol + rel_tol * |b|) over all entries; <= 1 means within tolerance.
+// max |a - b| / (abs_tol + rel_tol * |b|) over all entries; <= 1 means within tolerance. A NaN or
+// an infinity on either side gives infinity (a failure): a reference must state what it expects of
+// rows it cannot compute (e.g. fully masked attention rows) as finite values.
 double max_scaled_error(const float* actual, const double* expected, int64_t count, double rel_tol, double abs_tol);
 
 // A fresh, empty directory under the build tree's temporary folder.

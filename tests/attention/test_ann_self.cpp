@@ -38,7 +38,8 @@ MemoryCall call_at(int64_t frame_start, bool commit, const float* timesteps = nu
 }
 
 // Reference: query i of head h sees own key j iff own_allowed(i, j) and cached key j iff
-// cached_allowed(i, j); softmax in double.
+// cached_allowed(i, j); softmax in double. A query that sees no key at all outputs 0 (the
+// attention kernels' rule for a row the mask leaves empty, kernels/cpu/attention.h).
 template <typename OwnAllowed, typename CachedAllowed>
 std::vector<double> reference(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
                               const std::vector<float>& ck, const std::vector<float>& cv, int64_t cached,
@@ -59,6 +60,7 @@ std::vector<double> reference(const std::vector<float>& q, const std::vector<flo
         if (cached_allowed(h, i, j)) score(ck.data() + j * kDim + h * kHd, cv.data() + j * kDim + h * kHd);
       for (int64_t j = 0; j < kTokens; ++j)
         if (own_allowed(h, i, j)) score(k.data() + j * kDim + h * kHd, v.data() + j * kDim + h * kHd);
+      if (s.empty()) continue;  // no key: the row stays 0
       double m = -std::numeric_limits<double>::infinity(), sum = 0;
       for (double x : s) m = std::max(m, x);
       for (size_t j = 0; j < s.size(); ++j) {
@@ -119,7 +121,8 @@ TEST_P(AnnSaMemoryTest, MatchesBruteForceBucketMask) {
       q1, k1, v1, k0, v0, kTokens,
       [&](int64_t h, int64_t i, int64_t j) { return own_dense || qc[h][i] == kc[h][j]; },
       [&](int64_t h, int64_t i, int64_t j) { return qc[h][i] == ck[h][j]; });
-  // Rows whose mask is empty (own keys sparse, no shared bucket) come out 0 in both.
+  // Rows whose mask is empty (own keys sparse, no shared bucket) are 0 in the reference; the
+  // comparison fails on any non-finite value, so the policy must output 0 there too.
   EXPECT_LE(max_scaled_error(out_sparse.data(), expected.data(), kTokens * kDim, kF32RelTol, kF32AbsTol), 1.0);
   // The bucket mask really drops keys: dense attention differs.
   const std::vector<double> full = reference(q1, k1, v1, k0, v0, kTokens, [](int64_t, int64_t, int64_t) { return true; },
@@ -133,6 +136,40 @@ TEST_P(AnnSaMemoryTest, MatchesBruteForceBucketMask) {
 }
 
 INSTANTIATE_TEST_SUITE_P(OwnKeys, AnnSaMemoryTest, ::testing::Values(AnnSaOwnKeys::dense, AnnSaOwnKeys::sparse));
+
+TEST(AnnSaMemory, QueryWithNoKeyInItsBucketOutputsZero) {
+  // Every key (cached and own) is the same vector u; half of the queries are u, the other half −u,
+  // whose sign-projection code is the complement of u's: those rows share no bucket with any key.
+  AnnSaOptions options;
+  options.bits = 2;
+  options.block_q = options.block_k = 1;
+  options.own_keys = AnnSaOwnKeys::sparse;
+  AnnSaMemory sparse(std::make_unique<DenseMemory>(1, kHeads, kHd), 1, kHeads, kHd, options, nullptr);
+  const std::vector<float> u = random_normal(kDim, 21);
+  std::vector<float> keys(static_cast<size_t>(kTokens * kDim)), queries(keys.size());
+  for (int64_t t = 0; t < kTokens; ++t)
+    for (int64_t c = 0; c < kDim; ++c) {
+      keys[static_cast<size_t>(t * kDim + c)] = u[static_cast<size_t>(c)];
+      queries[static_cast<size_t>(t * kDim + c)] = (t % 2 ? -1.0f : 1.0f) * u[static_cast<size_t>(c)];
+    }
+  const std::vector<float> v0 = random_normal(kTokens * kDim, 22), v1 = random_normal(kTokens * kDim, 23);
+  std::vector<float> out(static_cast<size_t>(kTokens * kDim));
+  sparse.attend(0, call_at(0, true), queries.data(), keys.data(), v0.data(), out.data());
+  sparse.attend(0, call_at(kFrames, false), queries.data(), keys.data(), v1.data(), out.data());
+
+  LshParams lsh = annsa_lsh_params(options, kHd);
+  const LshHasher hasher(lsh);
+  std::vector<std::vector<uint32_t>> qc, kc;
+  for (int64_t h = 0; h < kHeads; ++h) {
+    qc.push_back(head_codes(hasher, queries, kTokens, h));
+    kc.push_back(head_codes(hasher, keys, kTokens, h));
+  }
+  auto shares_bucket = [&](int64_t h, int64_t i, int64_t j) { return qc[h][i] == kc[h][j]; };
+  for (int64_t h = 0; h < kHeads; ++h) ASSERT_NE(qc[h][1], kc[h][0]) << "the −u queries must have no key";
+  const std::vector<double> expected = reference(queries, keys, v1, keys, v0, kTokens, shares_bucket, shares_bucket);
+  for (int64_t c = 0; c < kDim; ++c) EXPECT_EQ(expected[static_cast<size_t>(1 * kDim + c)], 0.0);
+  EXPECT_LE(max_scaled_error(out.data(), expected.data(), kTokens * kDim, kF32RelTol, kF32AbsTol), 1.0);
+}
 
 TEST(AnnSaMemory, OneBucketIsDenseAndCommitsReachTheCache) {
   PromptBucketBoard board(1);  // prompt-anchored buckets with a single label: everything shares it

@@ -354,14 +354,73 @@ TEST_F(SafetensorsCorrupt, OverlappingRanges) {
           "c": {"dtype": "U8", "shape": [2], "data_offsets": [10, 12]}})",
       12);
   EXPECT_CONTAINS(nested, "overlap");
-  // Zero-byte tensors overlap nothing, wherever they sit.
+  // Zero-byte tensors sit between tensors (here at the start, between two and at the end), as in
+  // Python's safetensors; one inside another tensor's bytes is rejected like any other overlap.
   write_bytes(path_, raw_file(R"({"a": {"dtype": "U8", "shape": [10], "data_offsets": [0, 10]},
-                                  "e": {"dtype": "F32", "shape": [0, 3], "data_offsets": [5, 5]},
-                                  "z": {"dtype": "F32", "shape": [0], "data_offsets": [10, 10]}})",
-                              std::string(10, '\0')));
+                                  "s": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]},
+                                  "e": {"dtype": "F32", "shape": [0, 3], "data_offsets": [10, 10]},
+                                  "b": {"dtype": "U8", "shape": [2], "data_offsets": [10, 12]},
+                                  "z": {"dtype": "F32", "shape": [0], "data_offsets": [12, 12]}})",
+                              std::string(12, '\0')));
   const Checkpoint ckpt = Checkpoint::open(path_);
   EXPECT_EQ(ckpt.at("e").nbytes, 0);
   EXPECT_EQ(ckpt.tensor("z").numel(), 0);
+  const std::string inside = error_for_header(R"({"a": {"dtype": "U8", "shape": [10], "data_offsets": [0, 10]},
+                                                  "e": {"dtype": "F32", "shape": [0, 3], "data_offsets": [5, 5]}})",
+                                              10);
+  EXPECT_CONTAINS(inside, path_);
+  EXPECT_CONTAINS(inside, "tensors 'a' [0, 10) and 'e' [5, 5) overlap");
+}
+
+// Python's safetensors requires the tensors to fill the data section back to back; a reader that
+// accepts gaps or spare bytes also accepts a header length off by one, which shifts every tensor.
+TEST_F(SafetensorsCorrupt, TensorsMustCoverTheDataSectionExactly) {
+  const std::string header = R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}})";
+  const std::string padded = header + std::string((8 - header.size() % 8) % 8 + 8, ' ');  // as writers pad
+  const float values[3] = {1.0f, 2.0f, 3.0f};
+  const std::string data(reinterpret_cast<const char*>(values), sizeof(values));
+  write_bytes(path_, raw_file(padded, data));
+  EXPECT_EQ(Checkpoint::open(path_).tensor("w").data<float>()[2], 3.0f);
+
+  // The header length lowered by one: the header's last space becomes the tensors' first byte.
+  std::string msg = open_error(path_, raw_file(padded, data, padded.size() - 1));
+  EXPECT_CONTAINS(msg, path_);
+  EXPECT_CONTAINS(msg, "1 byte after the last tensor");
+  EXPECT_CONTAINS(msg, "header length");
+  // Spare bytes at the end.
+  msg = open_error(path_, raw_file(padded, data + std::string(4, '\0')));
+  EXPECT_CONTAINS(msg, path_);
+  EXPECT_CONTAINS(msg, "4 bytes after the last tensor");
+  // A gap between two tensors, and one before the first.
+  msg = error_for_header(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                             "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}})",
+                         12);
+  EXPECT_CONTAINS(msg, path_);
+  EXPECT_CONTAINS(msg, "bytes [4, 8) of the data section belong to no tensor");
+  msg = error_for_header(R"({"b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", 8);
+  EXPECT_CONTAINS(msg, "bytes [0, 4) of the data section belong to no tensor");
+  // No tensors but data bytes.
+  msg = error_for_header("{}", 8);
+  EXPECT_CONTAINS(msg, "8 bytes after the last tensor");
+}
+
+TEST_F(SafetensorsCorrupt, HeaderIsJsonPaddedWithSpacesOnly) {
+  const std::string entry = R"({"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}})";
+  // A NUL byte ended the JSON parse and the rest of the header was ignored.
+  std::string msg = open_error(path_, raw_file(entry + std::string(1, '\0') + "junk", "x"));
+  EXPECT_CONTAINS(msg, path_);
+  EXPECT_CONTAINS(msg, "NUL byte at header offset " + std::to_string(entry.size()));
+  msg = open_error(path_, raw_file(entry + std::string(3, '\0'), "x"));
+  EXPECT_CONTAINS(msg, "NUL byte");
+  // Padding other than spaces after the object, or anything before it.
+  msg = open_error(path_, raw_file(entry + "\n", "x"));
+  EXPECT_CONTAINS(msg, path_);
+  EXPECT_CONTAINS(msg, "padded with spaces");
+  msg = open_error(path_, raw_file(" " + entry, "x"));
+  EXPECT_CONTAINS(msg, "must start with '{'");
+  // Spaces are fine.
+  write_bytes(path_, raw_file(entry + "       ", "x"));
+  EXPECT_EQ(Checkpoint::open(path_).tensor("w").data<uint8_t>()[0], 'x');
 }
 
 TEST_F(SafetensorsCorrupt, UnknownDtype) {

@@ -204,6 +204,26 @@ TEST(Schedule, WarpedTimestepsMatchSelfForcing) {
   EXPECT_THROW(SelfForcingSchedule::parse_steps("1000,abc"), Error);
 }
 
+TEST(Schedule, DenoisingStepsMustStrictlyDecrease) {
+  // Denoising runs from pure noise (t = 1000) down; an increasing or repeated list is a typo.
+  SelfForcingSchedule s;
+  for (const std::vector<float>& steps : {std::vector<float>{250, 500}, std::vector<float>{1000, 500, 750},
+                                          std::vector<float>{1000, 500, 500}}) {
+    s.denoising_steps = steps;
+    try {
+      s.validate();
+      ADD_FAILURE() << "expected an error for steps " << ::testing::PrintToString(steps);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("strictly decreasing"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(s.timesteps(), Error);
+  }
+  s.denoising_steps = {1000, 750, 500, 250};
+  EXPECT_NO_THROW(s.validate());
+  s.denoising_steps = {500};
+  EXPECT_NO_THROW(s.validate());
+}
+
 TEST(Noise, CounterBasedStandardNormal) {
   std::vector<float> a(100001), b(37);
   gaussian_noise(a.data(), static_cast<int64_t>(a.size()), 42, 7);

@@ -201,6 +201,16 @@ ParsedFile parse_file(const std::string& path) {
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_size = size - data_start;
 
+  // The header is JSON text padded at the end with spaces (the safetensors format). A NUL byte would
+  // end the JSON parse early and leave whatever follows it unread, so none may appear.
+  if (const void* nul = std::memchr(header, '\0', header_len)) {
+    FASTAR_FAIL(path << ": NUL byte at header offset " << (static_cast<const char*>(nul) - header)
+                     << "; a safetensors header is JSON text padded with spaces, so the file is corrupt or not a "
+                        "safetensors file: re-download or re-export it");
+  }
+  uint64_t json_len = header_len;
+  while (json_len > 0 && header[json_len - 1] == ' ') --json_len;
+
   // Duplicate top-level keys would otherwise silently overwrite one another.
   std::set<std::string> seen;
   json::parser_callback_t on_event = [&](int depth, json::parse_event_t event, json& parsed) {
@@ -213,13 +223,21 @@ ParsedFile parse_file(const std::string& path) {
   };
   json root;
   try {
-    root = json::parse(header, header + header_len, on_event);
+    root = json::parse(header, header + json_len, on_event);
   } catch (const json::exception& e) {
     FASTAR_FAIL(path << ": header is not valid JSON (" << e.what()
                      << "); the file is corrupt or not a safetensors file");
   }
   FASTAR_CHECK(root.is_object(), path << ": header is a JSON " << root.type_name()
                                       << ", not an object; the file is corrupt or not a safetensors file");
+  // The parse allows JSON whitespace around the object; the format allows only trailing spaces.
+  FASTAR_CHECK(header[0] == '{', path << ": header must start with '{' (a JSON object), but it starts with byte "
+                                      << static_cast<int>(static_cast<unsigned char>(header[0]))
+                                      << "; the file is corrupt or was written by a non-conforming tool, re-export it");
+  FASTAR_CHECK(header[json_len - 1] == '}',
+               path << ": header must be a JSON object padded with spaces only, but byte "
+                    << static_cast<int>(static_cast<unsigned char>(header[json_len - 1]))
+                    << " follows the object; the file is corrupt or was written by a non-conforming tool, re-export it");
 
   for (const auto& [key, value] : root.items()) {
     if (key == "__metadata__") {
@@ -236,22 +254,38 @@ ParsedFile parse_file(const std::string& path) {
         parse_entry(path, key, value, base + data_start, data_size, static_cast<int64_t>(data_start)));
   }
 
-  // Overlap: sort the non-empty ranges by begin and compare each with the furthest end so far.
+  // The tensors must fill the data section back to back, as Python's safetensors requires: sorted
+  // by (begin, end), each one begins where the previous one ended and the last one ends where the
+  // file ends. Gaps or spare bytes would also let a wrong header length through (it shifts every
+  // tensor). Zero-byte tensors sit between others, never inside one.
   std::vector<const ParsedEntry*> ranges;
-  for (const ParsedEntry& e : file.entries)
-    if (e.end > e.begin) ranges.push_back(&e);
+  ranges.reserve(file.entries.size());
+  for (const ParsedEntry& e : file.entries) ranges.push_back(&e);
   std::sort(ranges.begin(), ranges.end(), [](const ParsedEntry* a, const ParsedEntry* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
-  const ParsedEntry* furthest = nullptr;
+  uint64_t covered = 0;                 // bytes [0, covered) belong to the tensors seen so far
+  const ParsedEntry* previous = nullptr;  // the tensor that ends at `covered`
   for (const ParsedEntry* e : ranges) {
-    if (furthest) {
-      FASTAR_CHECK(e->begin >= furthest->end,
-                   path << ": tensors " << quote_name(furthest->entry.name) << " [" << furthest->begin << ", "
-                        << furthest->end << ") and " << quote_name(e->entry.name) << " [" << e->begin << ", " << e->end
-                        << ") overlap in the data section; the file is corrupt");
+    if (e->begin < covered) {
+      FASTAR_FAIL(path << ": tensors " << quote_name(previous->entry.name) << " [" << previous->begin << ", "
+                       << previous->end << ") and " << quote_name(e->entry.name) << " [" << e->begin << ", " << e->end
+                       << ") overlap in the data section; the file is corrupt, re-download or re-export it");
     }
-    if (!furthest || e->end > furthest->end) furthest = e;
+    FASTAR_CHECK(e->begin == covered, path << ": bytes [" << covered << ", " << e->begin
+                                           << ") of the data section belong to no tensor (a gap before tensor "
+                                           << quote_name(e->entry.name)
+                                           << "); safetensors stores tensors back to back, so the file is corrupt: "
+                                              "re-download or re-export it");
+    covered = e->end;
+    previous = e;
+  }
+  if (covered != data_size) {
+    const uint64_t spare = data_size - covered;
+    FASTAR_FAIL(path << ": the data section has " << spare << (spare == 1 ? " byte" : " bytes")
+                     << " after the last tensor (the tensors end at byte " << covered << " of " << data_size
+                     << "); the header length or the data_offsets are wrong, so the file is corrupt: re-download or "
+                        "re-export it");
   }
   return file;
 }

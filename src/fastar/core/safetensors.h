@@ -2,7 +2,9 @@
 //
 // A safetensors file is: u64 little-endian header length N, N bytes of JSON header
 // ({name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}),
-// then the data section; offsets are relative to the start of the data section.
+// then the data section; offsets are relative to the start of the data section. As in Python's
+// safetensors, the header is JSON padded at the end with spaces only, and the tensors fill the data
+// section exactly: back to back, no gaps, no spare bytes, each numel × dtype size bytes long.
 //
 // Checkpoint::open memory-maps every file read-only and validates the whole header up front, so
 // every TensorEntry handed out afterwards lies inside its mapping. The mappings are unmapped when

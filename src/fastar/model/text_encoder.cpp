@@ -30,10 +30,28 @@ nlohmann::json read_json(const std::string& path, const char* what) {
   }
 }
 
-int64_t positive_int(const nlohmann::json& json, const char* key, const std::string& source) {
-  FASTAR_CHECK(json.contains(key) && json[key].is_number_integer() && json[key].get<int64_t>() > 0,
-               source << ": config field 'text_encoder." << key << "' must be a positive integer");
-  return json[key].get<int64_t>();
+// A size of the "text_encoder" section, an integer in [min, max] (the bounds sit far above the
+// world model's encoder and keep every product of sizes below int64's limit); `fallback` when
+// absent, or an error when absent and there is no fallback.
+int64_t size_field(const nlohmann::json& json, const char* key, int64_t min, int64_t max, const std::string& source,
+                   const int64_t* fallback = nullptr) {
+  if (!json.contains(key) || json[key].is_null()) {
+    FASTAR_CHECK(fallback, source << ": config field 'text_encoder." << key << "' is missing; it must be an integer in ["
+                                  << min << ", " << max << "]");
+    return *fallback;
+  }
+  const nlohmann::json& value = json[key];
+  bool in_range = false;
+  if (value.is_number_unsigned()) {  // nlohmann keeps non-negative integers unsigned, up to 2^64 − 1
+    in_range = value.get<uint64_t>() >= static_cast<uint64_t>(min) && value.get<uint64_t>() <= static_cast<uint64_t>(max);
+  } else if (value.is_number_integer()) {
+    in_range = value.get<int64_t>() >= min && value.get<int64_t>() <= max;
+  }
+  FASTAR_CHECK(in_range,
+               source << ": config field 'text_encoder." << key << "' must be an integer of at least " << min
+                      << " and at most " << max << ", got " << value.dump()
+                      << "; fix config.json, or use the one that came with the weights");
+  return value.get<int64_t>();
 }
 
 void linear(const LinearWeights& lin, const float* in, int64_t rows, float* out) {
@@ -90,12 +108,12 @@ TextEncoderConfig TextEncoderConfig::from_json(const nlohmann::json& config, con
   const nlohmann::json& te = config["text_encoder"];
   const WanConfig wan = WanConfig::from_json(config, source);
   TextEncoderConfig c;
-  c.vocab_size = positive_int(te, "vocab_size", source);
-  c.layers = te.contains("layers") ? te["layers"].get<int64_t>() : 0;
-  FASTAR_CHECK(c.layers >= 0, source << ": config field 'text_encoder.layers' must be >= 0");
+  const int64_t no_layers = 0;
+  c.vocab_size = size_field(te, "vocab_size", 1, int64_t{1} << 20, source);
+  c.layers = size_field(te, "layers", 0, 1024, source, &no_layers);
   if (c.layers > 0) {
-    c.heads = positive_int(te, "heads", source);
-    c.ffn_dim = positive_int(te, "ffn_dim", source);
+    c.heads = size_field(te, "heads", 1, 1024, source);
+    c.ffn_dim = size_field(te, "ffn_dim", 1, 262144, source);
   }
   c.text_len = wan.text_len;
   c.dim = wan.text_dim;
@@ -128,9 +146,13 @@ std::vector<std::string> split_prompt_words(const std::string& text) {
 }
 
 TextEncoderWeights load_text_encoder_weights(const Checkpoint& checkpoint, const TextEncoderConfig& config) {
+  // The layer count before anything is sized from it, then every name and shape before any data is read.
+  check_checkpoint_layer_count(checkpoint, std::string(kTextEncoderPrefix) + "layers.", config.layers,
+                               "text-encoder layers", "text_encoder.layers");
   TextEncoderWeights weights;
   std::set<std::string> expected;
-  for (const TextSlot& slot : text_slots(config, weights)) {
+  const std::vector<TextSlot> slots = text_slots(config, weights);
+  for (const TextSlot& slot : slots) {
     const std::string name = kTextEncoderPrefix + slot.name;
     expected.insert(name);
     const TensorEntry* entry = checkpoint.find(name);
@@ -141,8 +163,8 @@ TextEncoderWeights load_text_encoder_weights(const Checkpoint& checkpoint, const
     FASTAR_CHECK(entry->shape == slot.shape, checkpoint.path() << ": tensor '" << name << "' has shape "
                                                                << shape_to_string(entry->shape) << " but config.json implies "
                                                                << shape_to_string(slot.shape));
-    *slot.target = checkpoint.tensor(name).to_f32();
   }
+  for (const TextSlot& slot : slots) *slot.target = checkpoint.tensor(kTextEncoderPrefix + slot.name).to_f32();
   for (const std::string& name : checkpoint.names())
     FASTAR_CHECK(name.rfind(kTextEncoderPrefix, 0) != 0 || expected.count(name),
                  checkpoint.path() << ": unexpected text-encoder tensor '" << name

@@ -1,5 +1,7 @@
 #include "fastar/model/wan_config.h"
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -11,11 +13,46 @@ namespace fastar {
 
 namespace {
 
+// The sizes a config may give, [min, max]. The bounds sit far above every released Wan2.1 DiT (the
+// largest, 14B: dim 5120, ffn_dim 13824, 40 heads, 40 layers, text 512 × 4096) and low enough that
+// no product of them overflows int64, so that a typo in config.json is reported before fastar sizes
+// any per-layer structure or buffer from it. `example` is a real value, for the message.
+struct SizeRange {
+  int64_t min, max;
+  const char* example;
+};
+constexpr SizeRange kDimRange{1, 65536, "Wan2.1-14B has 5120"};
+constexpr SizeRange kFfnDimRange{1, 262144, "Wan2.1-14B has 13824"};
+constexpr SizeRange kNumHeadsRange{1, 1024, "Wan2.1-14B has 40"};
+constexpr SizeRange kHeadDimRange{1, 1024, "Wan2.1 has 128"};
+constexpr SizeRange kNumLayersRange{1, 1024, "Wan2.1-14B has 40"};
+constexpr SizeRange kChannelsRange{1, 1024, "Wan2.1 T2V has 16"};
+constexpr SizeRange kTextDimRange{1, 65536, "Wan2.1 has 4096"};
+constexpr SizeRange kTextLenRange{1, 65536, "Wan2.1 has 512"};
+constexpr SizeRange kFreqDimRange{1, 65536, "Wan2.1 has 256"};
+constexpr SizeRange kPatchRange{1, 16, "Wan2.1 has (1, 2, 2)"};
+constexpr SizeRange kActionDimRange{0, 65536, "the world model has 5"};
+constexpr SizeRange kLatentSideRange{1, 8192, "480p video is 60 × 104 latents"};
+// text_len × text_dim: the padded prompt context every prompt is turned into (Wan: 512 × 4096).
+constexpr int64_t kMaxTextElements = int64_t{1} << 26;
+
+void check_range(int64_t value, const char* field, const SizeRange& range, const std::string& source) {
+  FASTAR_CHECK(value >= range.min && value <= range.max,
+               source << ": config field '" << field << "' must be at least " << range.min << " and at most "
+                      << range.max << ", got " << value << " (" << range.example
+                      << "); fix config.json, or use the config.json that came with the weights");
+}
+
 int64_t get_int(const nlohmann::json& json, const char* key, int64_t fallback, const std::string& source) {
   if (!json.contains(key) || json[key].is_null()) return fallback;
-  FASTAR_CHECK(json[key].is_number_integer(), source << ": config field '" << key << "' must be an integer, got "
-                                                     << json[key].dump());
-  return json[key].get<int64_t>();
+  const nlohmann::json& value = json[key];
+  FASTAR_CHECK(value.is_number_integer(), source << ": config field '" << key << "' must be an integer, got "
+                                                 << value.dump());
+  // Unsigned JSON integers above int64 would wrap to negative values and be reported as such.
+  FASTAR_CHECK(!value.is_number_unsigned() || value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX),
+               source << ": config field '" << key << "' is " << value.dump()
+                      << ", far beyond any model size; fix config.json");
+  return value.get<int64_t>();
 }
 
 bool get_bool(const nlohmann::json& json, const char* key, bool fallback, const std::string& source) {
@@ -33,8 +70,12 @@ WanConfig WanConfig::from_json(const nlohmann::json& json, const std::string& so
   const bool diffusers = json.contains("num_attention_heads") || json.contains("attention_head_dim") ||
                          json.value("_class_name", std::string()) == "WanTransformer3DModel";
   if (diffusers) {
+    // dim = heads × head dim: both factors are checked before the product is formed.
     c.num_heads = get_int(json, "num_attention_heads", 12, source);
-    c.dim = c.num_heads * get_int(json, "attention_head_dim", 128, source);
+    check_range(c.num_heads, "num_attention_heads", kNumHeadsRange, source);
+    const int64_t head_dim = get_int(json, "attention_head_dim", 128, source);
+    check_range(head_dim, "attention_head_dim", kHeadDimRange, source);
+    c.dim = c.num_heads * head_dim;
     c.in_dim = get_int(json, "in_channels", 16, source);
     c.out_dim = get_int(json, "out_channels", c.in_dim, source);
     if (json.contains("qk_norm") && !json["qk_norm"].is_null()) {
@@ -86,11 +127,17 @@ WanConfig WanConfig::from_json(const nlohmann::json& json, const std::string& so
       c.default_policy = d["policy"].get<std::string>();
     }
     c.default_window = get_int(d, "window", -1, source + " fastar_defaults");
+    FASTAR_CHECK(!d.contains("window") || d["window"].is_null() || c.default_window >= 0,
+                 source << ": fastar_defaults.window must be a number of latent frames >= 0, got " << c.default_window
+                        << "; leave it out to use the CLI's default");
     if (d.contains("ann_layers")) {
       FASTAR_CHECK(d["ann_layers"].is_string(), source << ": fastar_defaults.ann_layers must be a string like \"0,2,5-7\"");
       c.default_ann_layers = d["ann_layers"].get<std::string>();
     }
     c.default_sink = get_int(d, "sink", -1, source + " fastar_defaults");
+    FASTAR_CHECK(!d.contains("sink") || d["sink"].is_null() || c.default_sink >= 0,
+                 source << ": fastar_defaults.sink must be a number of latent frames >= 0, got " << c.default_sink
+                        << "; leave it out to use the CLI's default");
   }
   if (json.contains("hybrid_lora_alpha")) {
     FASTAR_CHECK(json["hybrid_lora_alpha"].is_number(), source << ": config field 'hybrid_lora_alpha' must be a number");
@@ -127,36 +174,44 @@ WanConfig WanConfig::load(const std::string& path) {
 }
 
 void WanConfig::validate(const std::string& source) const {
-  auto positive = [&](int64_t value, const char* name) {
-    FASTAR_CHECK(value > 0, source << ": config field '" << name << "' must be positive, got " << value);
-  };
-  positive(dim, "dim");
-  positive(ffn_dim, "ffn_dim");
-  positive(num_heads, "num_heads");
-  positive(num_layers, "num_layers");
-  positive(in_dim, "in_dim");
-  positive(out_dim, "out_dim");
-  positive(text_dim, "text_dim");
-  positive(text_len, "text_len");
-  positive(freq_dim, "freq_dim");
-  positive(patch_t, "patch_size[0]");
-  positive(patch_h, "patch_size[1]");
-  positive(patch_w, "patch_size[2]");
-  positive(latent_height, "latent_height");
-  positive(latent_width, "latent_width");
-  FASTAR_CHECK(action_dim >= 0, source << ": config field 'action_dim' must be >= 0");
+  // Every field that sizes an allocation (weights, per-layer structures, activations, the padded
+  // prompt), within its range; the ranges keep every product below int64's limit.
+  check_range(dim, "dim", kDimRange, source);
+  check_range(ffn_dim, "ffn_dim", kFfnDimRange, source);
+  check_range(num_heads, "num_heads", kNumHeadsRange, source);
+  check_range(num_layers, "num_layers", kNumLayersRange, source);
+  check_range(in_dim, "in_dim", kChannelsRange, source);
+  check_range(out_dim, "out_dim", kChannelsRange, source);
+  check_range(text_dim, "text_dim", kTextDimRange, source);
+  check_range(text_len, "text_len", kTextLenRange, source);
+  check_range(freq_dim, "freq_dim", kFreqDimRange, source);
+  check_range(patch_t, "patch_size[0]", kPatchRange, source);
+  check_range(patch_h, "patch_size[1]", kPatchRange, source);
+  check_range(patch_w, "patch_size[2]", kPatchRange, source);
+  check_range(action_dim, "action_dim", kActionDimRange, source);
+  check_range(latent_height, "latent_height", kLatentSideRange, source);
+  check_range(latent_width, "latent_width", kLatentSideRange, source);
+  FASTAR_CHECK(text_len * text_dim <= kMaxTextElements,
+               source << ": text_len × text_dim = " << text_len << " × " << text_dim << " is above " << kMaxTextElements
+                      << " values per prompt (Wan: 512 × 4096); fix config.json");
+  FASTAR_CHECK(default_window >= -1 && default_sink >= -1,
+               source << ": fastar_defaults window and sink must be >= 0 (got " << default_window << ", " << default_sink
+                      << ")");
   FASTAR_CHECK(dim % num_heads == 0, source << ": dim " << dim << " is not divisible by num_heads " << num_heads);
   FASTAR_CHECK(head_dim() % 2 == 0 && head_dim() >= 6,
                source << ": head dim " << head_dim() << " is unsupported (3D RoPE needs an even head dim >= 6)");
   FASTAR_CHECK(freq_dim % 2 == 0, source << ": freq_dim must be even, got " << freq_dim);
-  FASTAR_CHECK(eps > 0.0f, source << ": eps must be positive");
+  FASTAR_CHECK(eps > 0.0f && std::isfinite(eps), source << ": eps must be a positive number, got " << eps);
+  FASTAR_CHECK(static_cast<int64_t>(hybrid_layers.size()) <= num_layers,
+               source << ": hybrid_layers lists " << hybrid_layers.size() << " layers, more than num_layers " << num_layers);
   for (size_t i = 0; i < hybrid_layers.size(); ++i) {
     FASTAR_CHECK(hybrid_layers[i] >= 0 && hybrid_layers[i] < num_layers,
                  source << ": hybrid_layers entry " << hybrid_layers[i] << " is not a layer index in [0, " << num_layers << ")");
     for (size_t j = 0; j < i; ++j)
       FASTAR_CHECK(hybrid_layers[j] != hybrid_layers[i], source << ": hybrid_layers lists layer " << hybrid_layers[i] << " twice");
   }
-  FASTAR_CHECK(hybrid_lora_alpha > 0.0f, source << ": hybrid_lora_alpha must be positive");
+  FASTAR_CHECK(hybrid_lora_alpha > 0.0f && std::isfinite(hybrid_lora_alpha),
+               source << ": hybrid_lora_alpha must be a positive number, got " << hybrid_lora_alpha);
 }
 
 bool WanConfig::is_hybrid(int64_t layer) const {

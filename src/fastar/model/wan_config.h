@@ -37,7 +37,8 @@ struct WanConfig {
   float hybrid_lora_alpha = 32.0f;
   // fastar extension: the generation defaults a model ships with, config.json's "fastar_defaults":
   // {"policy": "window", "window": 9, "sink": 0} (what the model was trained to roll out with; the
-  // CLI's options override them). Empty / −1 = the CLI's own defaults.
+  // CLI's options override them). Empty / −1 = the CLI's own defaults; a negative value in the
+  // file is an error.
   std::string default_policy;
   int64_t default_window = -1, default_sink = -1;
   // "ann_layers": the layers AnnSA/AnnCA sparsify by default (FAST-AR sparsifies the ~70% of layers
@@ -54,7 +55,9 @@ struct WanConfig {
   static WanConfig from_json(const nlohmann::json& json, const std::string& source);
   // Reads a config.json file.
   static WanConfig load(const std::string& path);
-  // Throws fastar::Error if the values cannot describe a Wan DiT that fastar runs.
+  // Throws fastar::Error if the values cannot describe a Wan DiT that fastar runs, or if a size that
+  // allocations are made from (dim, ffn_dim, num_heads, num_layers, text_len, ...) is outside its
+  // range: far above every released Wan2.1 DiT, and low enough that no product of sizes overflows.
   void validate(const std::string& source) const;
   std::string summary() const;  // one line per field, for `fastar inspect`
 };

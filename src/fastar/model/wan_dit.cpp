@@ -59,14 +59,32 @@ WanModel WanModel::load(const std::string& path) {
   return WanModel(std::move(config), std::move(weights));
 }
 
+namespace {
+
+// A NaN or an infinity in a prompt embedding would turn every frame into NaN without a word.
+void check_context_finite(const Tensor& context_f32, const std::string& source) {
+  const float* values = context_f32.data<float>();
+  const int64_t columns = context_f32.size(1);
+  for (int64_t i = 0; i < context_f32.numel(); ++i) {
+    FASTAR_CHECK(std::isfinite(values[i]), source << ": prompt embedding value at row " << i / columns << ", column "
+                                                  << i % columns << " is not finite (" << values[i]
+                                                  << "); re-encode the prompt or re-export the embedding");
+  }
+}
+
+}  // namespace
+
 Tensor pad_prompt_context(const Tensor& context, const WanConfig& config, const std::string& source) {
   FASTAR_CHECK(context.dim() == 2 && context.size(1) == config.text_dim,
                source << ": prompt embedding has shape " << shape_to_string(context.shape()) << "; this model needs [rows, "
                       << config.text_dim << "] with rows <= " << config.text_len);
   FASTAR_CHECK(context.size(0) <= config.text_len, source << ": prompt embedding has " << context.size(0)
                                                           << " rows, more than the model's text_len " << config.text_len);
+  FASTAR_CHECK(dtype_is_float(context.dtype()), source << ": prompt embedding has dtype " << dtype_name(context.dtype())
+                                                        << "; it must be F32, BF16 or F16");
+  Tensor f32 = context.is_contiguous() ? context.to_f32() : context.clone().to_f32();
+  check_context_finite(f32, source);
   Tensor padded = Tensor::zeros({config.text_len, config.text_dim});
-  Tensor f32 = context.to_f32();
   std::memcpy(padded.data<float>(), f32.data<float>(), static_cast<size_t>(f32.nbytes()));
   return padded;
 }
@@ -77,7 +95,8 @@ WanPrompt WanModel::prepare_prompt(const Tensor& context) const {
                "prompt embedding has shape " << shape_to_string(context.shape()) << "; this model needs [rows, "
                                              << c.text_dim << "]");
   const int64_t rows = context.size(0);
-  Tensor ctx = context.to_f32();
+  Tensor ctx = context.is_contiguous() ? context.to_f32() : context.clone().to_f32();
+  check_context_finite(ctx, "prompt");
   // Text MLP: Linear → GELU(tanh) → Linear.
   std::vector<float> hidden = buffer(rows * c.dim), embedded = buffer(rows * c.dim);
   linear(weights_.text_in, ctx.data<float>(), rows, hidden.data());
@@ -224,10 +243,15 @@ Tensor WanModel::forward(const WanForwardArgs& args) const {
     linear(b.self_o, attn.data(), n, y.data());
     cpu::gated_residual_add(x.data(), y.data(), m + 2 * d, ms, grid_f, tokens_per_frame, d);
 
-    // Cross-attention to the prompt: no modulation, no gate, no RoPE, no mask.
-    cpu::layernorm_forward(h.data(), x.data(), c.cross_attn_norm ? b.cross_norm_weight.data<float>() : nullptr,
-                           c.cross_attn_norm ? b.cross_norm_bias.data<float>() : nullptr, n, d, c.eps);
-    linear(b.cross_q, h.data(), n, q.data());
+    // Cross-attention to the prompt: no modulation, no gate, no RoPE, no mask. Its input is the
+    // affine LayerNorm norm3 of x with cross_attn_norm, x itself without (Wan's nn.Identity).
+    const float* cross_input = x.data();
+    if (c.cross_attn_norm) {
+      cpu::layernorm_forward(h.data(), x.data(), b.cross_norm_weight.data<float>(), b.cross_norm_bias.data<float>(), n,
+                             d, c.eps);
+      cross_input = h.data();
+    }
+    linear(b.cross_q, cross_input, n, q.data());
     if (c.qk_norm) cpu::rmsnorm_forward(q.data(), q.data(), b.cross_norm_q.data<float>(), n, d, c.eps);
     const float* prompt_k = args.prompt->cross_k[static_cast<size_t>(layer)].data<float>();
     const float* prompt_v = args.prompt->cross_v[static_cast<size_t>(layer)].data<float>();

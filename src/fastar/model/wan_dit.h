@@ -69,6 +69,7 @@ class WanModel {
 };
 
 // Zero-pads (or rejects if longer) a prompt embedding to text_len rows, as Wan's text encoder does.
+// A NaN or an infinity in it is a fastar::Error naming `source` and the value's row and column.
 Tensor pad_prompt_context(const Tensor& context, const WanConfig& config, const std::string& source);
 
 // Finds the config and weight files of a model path (see WanModel::load).

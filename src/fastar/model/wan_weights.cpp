@@ -1,8 +1,11 @@
 #include "fastar/model/wan_weights.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <functional>
 #include <exception>
+#include <iomanip>
 #include <random>
 #include <set>
 #include <sstream>
@@ -110,6 +113,15 @@ const char* layout_name(WanNameLayout layout) {
   return layout == WanNameLayout::Original ? "original Wan" : "diffusers";
 }
 
+// This machine's physical memory in bytes (a generous stand-in when the system does not say).
+int64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return int64_t{1} << 40;
+  int64_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<int64_t>(pages), static_cast<int64_t>(page_size), &bytes)) return INT64_MAX;
+  return bytes;
+}
+
 }  // namespace
 
 WanNameLayout detect_wan_layout(const Checkpoint& checkpoint) {
@@ -127,10 +139,59 @@ WanNameLayout detect_wan_layout(const Checkpoint& checkpoint) {
                                 << hint.str());
 }
 
+void check_checkpoint_layer_count(const Checkpoint& checkpoint, const std::string& prefix, int64_t expected,
+                                  const std::string& what, const std::string& config_field) {
+  std::set<int64_t> indices;
+  for (const std::string& name : checkpoint.names()) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const size_t digits_end = name.find('.', prefix.size());
+    if (digits_end == std::string::npos) continue;
+    const std::string digits = name.substr(prefix.size(), digits_end - prefix.size());
+    const bool plain_number = !digits.empty() && digits.size() <= 9 && (digits == "0" || digits[0] != '0') &&
+                              digits.find_first_not_of("0123456789") == std::string::npos;
+    if (plain_number) indices.insert(std::stoll(digits));
+  }
+  const int64_t found = static_cast<int64_t>(indices.size());
+  FASTAR_CHECK(found == expected, checkpoint.path() << ": the checkpoint holds " << found << " " << what << " ("
+                                                    << prefix << "N.*) but the config says " << config_field << " "
+                                                    << expected << "; use the config.json that came with these "
+                                                                   "weights, or set "
+                                                    << config_field << " to " << found);
+  int64_t next = 0;
+  for (const int64_t index : indices) {
+    FASTAR_CHECK(index == next, checkpoint.path() << ": the checkpoint's " << what << " are not numbered 0 to "
+                                                  << expected - 1 << ": " << prefix << next << ".* is missing and "
+                                                  << prefix << index
+                                                  << ".* is present; the checkpoint is incomplete, re-download or "
+                                                     "re-export it");
+    ++next;
+  }
+}
+
+int64_t wan_parameter_count(const WanConfig& config) {
+  config.validate("the model config");
+  WanWeights scratch;
+  int64_t total = 0;
+  for (const WeightSlot& slot : weight_slots(config, scratch)) {
+    int64_t numel = 1;
+    for (const int64_t extent : slot.shape)
+      FASTAR_CHECK(!__builtin_mul_overflow(numel, extent, &numel),
+                   "the model config: tensor '" << slot.original << "' has more elements than int64 holds; lower dim, "
+                                                                    "ffn_dim or num_layers");
+    FASTAR_CHECK(!__builtin_add_overflow(total, numel, &total),
+                 "the model config: the parameter count overflows int64; lower dim, ffn_dim or num_layers");
+  }
+  return total;
+}
+
 WanWeights load_wan_weights(const Checkpoint& checkpoint, const WanConfig& config) {
+  config.validate("the config of " + checkpoint.path());
   const WanNameLayout layout = detect_wan_layout(checkpoint);
+  // The block count first: num_layers sizes everything below.
+  check_checkpoint_layer_count(checkpoint, "blocks.", config.num_layers, "transformer blocks", "num_layers");
   WanWeights weights;
   const std::vector<WeightSlot> slots = weight_slots(config, weights);
+  // Every name, dtype and shape from the header before any tensor is read or converted.
   std::set<std::string> expected;
   for (const WeightSlot& slot : slots) {
     const std::string& name = slot_name(slot, layout);
@@ -149,7 +210,9 @@ WanWeights load_wan_weights(const Checkpoint& checkpoint, const WanConfig& confi
                                                  << ": tensor '" << name << "' has shape " << shape_to_string(entry->shape)
                                                  << " but the config expects " << shape_to_string(slot.shape)
                                                  << "; the config file does not match these weights");
-    Tensor value = checkpoint.tensor(arl2_base_name(checkpoint, name)).to_f32();
+  }
+  for (const WeightSlot& slot : slots) {
+    Tensor value = checkpoint.tensor(arl2_base_name(checkpoint, slot_name(slot, layout))).to_f32();
     *slot.target = slot.stored_shape.empty() ? value : value.reshape(slot.stored_shape);
   }
   merge_arl2_lora(checkpoint, config, weights, &expected);  // LoRA deltas of ARL² checkpoints, if any
@@ -177,6 +240,17 @@ std::vector<std::string> wan_tensor_names(const WanConfig& config, WanNameLayout
 }
 
 WanWeights random_wan_weights(const WanConfig& config, uint64_t seed) {
+  // The whole size first: an absurd config must not fill every tensor that fits before failing.
+  const int64_t parameters = wan_parameter_count(config);
+  const int64_t memory = physical_memory_bytes();
+  int64_t bytes = 0;
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  FASTAR_CHECK(!__builtin_mul_overflow(parameters, int64_t{4}, &bytes) && bytes <= memory,
+               "random weights for this config need " << std::fixed << std::setprecision(1)
+                                                      << static_cast<double>(parameters) * 4.0 / kGiB << " GiB ("
+                   << parameters << " fp32 parameters), more than this machine's "
+                   << static_cast<double>(memory) / kGiB
+                   << " GiB of memory; lower dim, ffn_dim or num_layers in the config");
   WanWeights weights;
   const std::vector<WeightSlot> slots = weight_slots(config, weights);
   // Tensor `index`, from its own generator seeded by (seed, index): the tensors are filled in parallel

@@ -64,12 +64,28 @@ WanNameLayout detect_wan_layout(const Checkpoint& checkpoint);
 
 // Loads and checks every tensor (names, shapes, float dtypes); converts to fp32. Missing,
 // misshapen or unexpected tensors are a fastar::Error naming the file, the tensor and the fix.
+// Everything is checked against the checkpoint's header before anything is allocated from the
+// config: first the number of transformer blocks against num_layers, then every name, dtype and
+// shape, and only then is any tensor read.
 WanWeights load_wan_weights(const Checkpoint& checkpoint, const WanConfig& config);
+
+// Checks that the checkpoint's layers named `prefix` + "N." (e.g. "blocks.") are numbered exactly
+// 0 … expected − 1; otherwise a fastar::Error saying how many the checkpoint holds (`what`, e.g.
+// "transformer blocks") and that `config_field` (e.g. "num_layers") does not match. Names whose N is
+// not a plain decimal number are left to the unexpected-tensor check of the loader.
+void check_checkpoint_layer_count(const Checkpoint& checkpoint, const std::string& prefix, int64_t expected,
+                                  const std::string& what, const std::string& config_field);
+
+// The number of parameters (elements of every registered tensor) a valid config implies; a
+// fastar::Error if the config is invalid.
+int64_t wan_parameter_count(const WanConfig& config);
 
 // Every checkpoint name (in `layout`) the config implies, in registration order: for tools/tests.
 std::vector<std::string> wan_tensor_names(const WanConfig& config, WanNameLayout layout);
 
 // Deterministic random weights for a config (tests, benchmarks, `fastar generate --random-weights`).
+// Refuses (fastar::Error) before allocating anything when the config is invalid or its fp32
+// weights would not fit in this machine's physical memory.
 WanWeights random_wan_weights(const WanConfig& config, uint64_t seed);
 // Writes weights in the given layout (for tools and tests).
 std::vector<std::pair<std::string, Tensor>> wan_weights_to_named(const WanWeights& weights, const WanConfig& config,

@@ -53,6 +53,12 @@ void SelfForcingSchedule::validate() const {
   for (float step : denoising_steps)
     FASTAR_CHECK(step > 0.0f && step <= static_cast<float>(num_train_timesteps),
                  "denoising step " << step << " is outside (0, " << num_train_timesteps << "]");
+  // Denoising runs from noise (high t) toward the clean frame: each step below the one before.
+  for (size_t i = 1; i < denoising_steps.size(); ++i)
+    FASTAR_CHECK(denoising_steps[i] < denoising_steps[i - 1],
+                 "denoising steps must be strictly decreasing (from noise toward the clean frame, e.g. "
+                 "1000,750,500,250), but step " << i + 1 << " (" << denoising_steps[i] << ") follows "
+                                                << denoising_steps[i - 1]);
 }
 
 }  // namespace fastar

@@ -20,6 +20,8 @@ struct SelfForcingSchedule {
   std::vector<float> timesteps() const;
   // Parses "1000,750,500,250".
   static std::vector<float> parse_steps(const std::string& text);
+  // Throws fastar::Error unless frames_per_chunk and shift are positive and the steps are a
+  // non-empty, strictly decreasing list in (0, num_train_timesteps].
   void validate() const;
 };
 

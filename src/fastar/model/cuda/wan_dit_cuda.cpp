@@ -374,8 +374,12 @@ void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frame
     gated_residual_add(x_, static_cast<const bf16*>(y_), mod_ + 2 * d, ms, grid_f, tpf, d, st);
     mark("residual adds");
 
-    // Cross-attention to the prompt (cached K/V, no RoPE, no gate).
-    layernorm(static_cast<bf16*>(h_), x_, f32(b.cross_norm_weight), f32(b.cross_norm_bias), n, d, c.eps, st);
+    // Cross-attention to the prompt (cached K/V, no RoPE, no gate). Its input is norm3(x) with
+    // cross_attn_norm, x itself (rounded to bf16 for the GEMM) without (Wan's nn.Identity).
+    if (c.cross_attn_norm)
+      layernorm(static_cast<bf16*>(h_), x_, f32(b.cross_norm_weight), f32(b.cross_norm_bias), n, d, c.eps, st);
+    else
+      convert_f32_to_bf16(static_cast<uint16_t*>(h_), x_, n * d, st);
     mark("norms + modulation");
     linear_bf16(*gemm_, static_cast<bf16*>(q_), static_cast<const bf16*>(h_), b.cross_q.weight.data<bf16>(),
                 b.cross_q.bias.data<bf16>(), n, d, d, LinearEpilogue::Bias, st);

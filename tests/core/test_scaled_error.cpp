@@ -1,0 +1,43 @@
+// The suite's comparator (test_util.h, max_scaled_error): a NaN or an infinity on either side is a
+// failure, never a pass; a test that expects a non-finite value must say so explicitly.
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <vector>
+
+#include "test_util.h"
+
+namespace fastar {
+namespace {
+
+using testing::max_scaled_error;
+
+TEST(MaxScaledError, WithinAndBeyondTolerance) {
+  const std::vector<float> actual = {1.0f, -2.0f, 0.0f};
+  const std::vector<double> close = {1.0, -2.0 + 1e-6, 1e-7};
+  EXPECT_LE(max_scaled_error(actual.data(), close.data(), 3, 1e-5, 1e-5), 1.0);
+  const std::vector<double> far = {1.0, -2.1, 0.0};
+  EXPECT_GT(max_scaled_error(actual.data(), far.data(), 3, 1e-5, 1e-5), 1.0);
+}
+
+TEST(MaxScaledError, NonFiniteValuesOnEitherSideFail) {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const std::vector<float> finite = {1.0f, 2.0f, 3.0f};
+  for (const double bad : {nan, inf, -inf}) {
+    SCOPED_TRACE(bad);
+    std::vector<double> expected = {1.0, 2.0, 3.0};
+    expected[1] = bad;  // the expected side
+    EXPECT_GT(max_scaled_error(finite.data(), expected.data(), 3, 1e-5, 1e-5), 1.0);
+    std::vector<float> actual = finite;
+    actual[2] = static_cast<float>(bad);  // the actual side
+    const std::vector<double> matching = {1.0, 2.0, 3.0};
+    EXPECT_GT(max_scaled_error(actual.data(), matching.data(), 3, 1e-5, 1e-5), 1.0);
+    // Both sides the same non-finite value: still not "within tolerance".
+    std::vector<double> both = matching;
+    both[2] = bad;
+    EXPECT_GT(max_scaled_error(actual.data(), both.data(), 3, 1e-5, 1e-5), 1.0);
+  }
+}
+
+}  // namespace
+}  // namespace fastar
