@@ -77,7 +77,7 @@ TEST(Cli, BadOptionsAreErrors) {
       {"generate --frobnicate 3", "unknown option --frobnicate"},
       {"generate --frames abc", "--frames must be an integer"},
       {"generate --frames 0", "--frames must be in"},
-      {"generate --policy lru", "unknown --policy 'lru'"},
+      {"generate --policy lru", "unknown policy 'lru'"},
       {"generate --latent-size 12", "--latent-size must look like"},
       {"generate --steps 1000,x", "'x' is not a number"},
       {"generate --device tpu", "unknown --device 'tpu'"},

@@ -19,7 +19,6 @@
 #include "fastar/attention/arl2_hybrid_memory.h"
 #include "fastar/attention/cuda/annca_cuda.h"
 #include "fastar/attention/cuda/arl2_memory_cuda.h"
-#include "fastar/attention/cuda/cuda_policies.h"
 #include "fastar/attention/cuda/kv_cache_cuda.h"
 #include "fastar/attention/cuda/tempcache_memory_cuda.h"
 #include "fastar/attention/tempcache_memory.h"
@@ -33,6 +32,7 @@
 #include "fastar/rollout/cuda/self_forcing_cuda.h"
 #include "fastar/rollout/noise.h"
 #include "fastar/rollout/self_forcing.h"
+#include "fastar/session/cuda/cuda_policy_factories.h"
 
 using namespace fastar;
 
@@ -148,7 +148,7 @@ int check(const std::string& root) {
     for (int chunk = 0; chunk < 3; ++chunk) {
       Tensor actions = Tensor::zeros({3, 5});
       for (int f = 0; f < 3; ++f) actions.data<float>()[f * 5 + (chunk * 3 + f) % 5] = 1.0f;
-      Tensor a = cpu.next_chunk(&actions), b = rollout.next_chunk(true, &actions);
+      Tensor a = cpu.next_chunk(&actions), b = rollout.next_chunk(&actions, true);
       char extra[64];
       std::snprintf(extra, sizeof extra, "PSNR %.1f dB", psnr(b.data<float>(), a.data<float>(), a.numel()));
       report("action model rollout chunk " + std::to_string(chunk) + " CUDA vs CPU",
@@ -190,9 +190,9 @@ int check(const std::string& root) {
     hc.hybrid_layers = {0};
     WanModel hybrid(hc, random_wan_weights(hc, 31));
     Arl2HybridMemory cpu_memory(hc, hybrid.weights(), std::make_unique<DenseMemory>(hc.num_layers, hc.num_heads, hc.head_dim()));
-    cuda::CudaPolicySpec spec;
-    spec.policy = "arl2";
-    auto gpu_memory = cuda::make_cuda_memory(hybrid, spec, tpf_small, 3, 12);
+    PolicySpec spec;
+    spec.base = "arl2";
+    auto gpu_memory = cuda::make_cuda_policy(hybrid, spec, {tpf_small, 3, 12}).memory;
     compare_rollouts("arl2 (1 of 2 layers hybrid)", hybrid, cpu_memory, *gpu_memory, kRolloutTolerance);
     const Tensor gpu_state = static_cast<cuda::CudaArl2Memory&>(*gpu_memory).state(0);
     const std::vector<float>& cpu_state = cpu_memory.state(0);
@@ -207,10 +207,10 @@ int check(const std::string& root) {
       options.threshold = threshold;
       options.ann = std::string(ann) == "lsh" ? AnnBackend::lsh : AnnBackend::quant;
       TempCacheMemory cpu_memory(c.num_layers, c.num_heads, c.head_dim(), options);
-      cuda::CudaPolicySpec spec;
-      spec.policy = "tempcache";
+      PolicySpec spec;
+      spec.base = "tempcache";
       spec.tempcache = options;
-      auto gpu_memory = cuda::make_cuda_memory(model, spec, tpf_small, 3, 12);
+      auto gpu_memory = cuda::make_cuda_policy(model, spec, {tpf_small, 3, 12}).memory;
       char name[64];
       std::snprintf(name, sizeof name, "tempcache %s t=%.1f", ann, threshold);
       compare_rollouts(name, model, cpu_memory, *gpu_memory, kRolloutTolerance);
@@ -231,14 +231,16 @@ int check(const std::string& root) {
       options.schedule.layers = parse_layer_list(layers, c.num_layers, "layers");
       AnnCrossAttention cpu_cross(c.num_layers, c.num_heads, c.head_dim(), options, nullptr);
       WindowMemory cpu_memory(c.num_layers, c.num_heads, c.head_dim(), 2, 1);
-      cuda::CudaPolicySpec spec;
-      spec.policy = "window";
+      PolicySpec spec;
+      spec.base = "window";
+      spec.windowed = true;
       spec.window = 2;
       spec.sink = 1;
       spec.annca = true;
       spec.annca_options = options;
-      auto gpu_memory = cuda::make_cuda_memory(model, spec, tpf_small, 3, 12);
-      auto gpu_cross = cuda::make_cuda_cross_attention(model, spec, tpf_small, 3);
+      cuda::CudaPolicy gpu_policy = cuda::make_cuda_policy(model, spec, {tpf_small, 3, 12});
+      auto gpu_memory = std::move(gpu_policy.memory);
+      auto gpu_cross = std::move(gpu_policy.cross);
       const std::string name = std::string("window+annca layers ") + layers;
       // The GPU hashes bf16 queries, the CPU fp32 ones: a query next to a hyperplane can land in another bucket and
       // keep or drop a prompt token the other side does not (the densities differ by < 1%). One sparse layer stays
@@ -384,9 +386,9 @@ int bench(const std::string& root, const std::vector<int64_t>& depths, bool dens
     hgpu.set_prompt(hybrid.prepare_prompt(Tensor::zeros({hc.text_len, hc.text_dim})));
     std::printf("| ARL² 22/30: cached latent frames | chunk forward ms (median of 5) | clean pass with state update ms | memory GB (8 KV layers + states) |\n|---|---|---|---|\n");
     for (int64_t depth : {0, 21, 60, 120}) {
-      cuda::CudaPolicySpec spec;
-      spec.policy = "arl2";
-      auto memory = cuda::make_cuda_memory(hybrid, spec, tpf, frames, depth + frames);
+      PolicySpec spec;
+      spec.base = "arl2";
+      auto memory = cuda::make_cuda_policy(hybrid, spec, {tpf, frames, depth + frames}).memory;
       const std::vector<float> clean(3, 0.0f);
       for (int64_t f = 0; f < depth; f += frames) hgpu.forward(out.data<float>(), lat.data<float>(), frames, h, w, clean, f, memory.get(), true);
       const std::vector<float> ms = time_forwards(hgpu, memory.get(), depth, 3, 5);

@@ -40,14 +40,14 @@ int64_t kv_cache_bytes(const WanConfig& c, const PolicySpec& spec, const Rollout
 }
 
 // tempcache (FAST-AR §5.2, docs/tempcache.md): at most one representative per token seen, each with
-// its key, value and +log m bias per head.
+// its key, value, +log m bias and bookkeeping (count, frame, LSH codes / int8 copy: < 192 bytes per head).
 std::unique_ptr<CrossFrameMemory> make_cpu_tempcache(const WanModel& model, const PolicySpec& spec) {
   const WanConfig& c = model.config();
   return std::make_unique<TempCacheMemory>(c.num_layers, c.num_heads, c.head_dim(), spec.tempcache);
 }
 int64_t tempcache_bytes(const WanConfig& c, const PolicySpec& spec, const RolloutSizes& sizes, int64_t value_bytes) {
   const int64_t rows = held_frames(spec, sizes) * sizes.tokens_per_frame;
-  return kv_cache_bytes(c, spec, sizes, value_bytes) + c.num_layers * rows * c.num_heads * 4;
+  return kv_cache_bytes(c, spec, sizes, value_bytes) + c.num_layers * rows * c.num_heads * 192;
 }
 
 // arl2 (ARL²): hybrid layers hold a gated delta-rule state [heads, head_dim, head_dim] fp32; the others
@@ -109,7 +109,9 @@ std::vector<PolicyEntry> make_registry() {
     e.name = "arl2";
     e.help = "ARL²: hybrid layers keep a gated delta-rule state; the other layers a KV cache (dense, or +window)";
     e.windowable = true;
-    e.neutral_policy = "arl2";  // on a model without hybrid layers every layer is the inner dense cache
+    // No setting of a trained linear memory equals dense attention; the hybrid forward is tested
+    // against ARL²'s reference instead (tests/model/test_arl2_model.cpp, tests/attention/test_arl2_hybrid.cpp).
+    e.no_neutral_setting = "ARL²'s gated delta-rule state is trained; nothing at inference makes it dense";
     e.make_cpu = make_cpu_arl2;
     e.make_cuda = FASTAR_CUDA_FACTORY(make_cuda_arl2);
     e.memory_bytes = arl2_bytes;

@@ -39,6 +39,7 @@ struct PolicyEntry {
   // a --policy string and options; tested for every entry (tests/session/test_policy_registry.cpp).
   std::string neutral_policy;
   OptionMap neutral_options;
+  std::string no_neutral_setting;  // when neutral_policy is empty: why no setting equals dense (required then)
   std::unique_ptr<CrossFrameMemory> (*make_cpu)(const WanModel& model, const PolicySpec& spec) = nullptr;
   // nullptr in a build without CUDA.
   std::unique_ptr<cuda::CudaCrossFrameMemory> (*make_cuda)(const WanModel& model, const PolicySpec& spec,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <sstream>
 
 #include "fastar/core/error.h"
@@ -106,7 +107,12 @@ Chunk Session::next_chunk(const Tensor* actions, bool commit) {
   chunk.frame_start = next_frame_;
   chunk.latent = backend_->next_chunk(actions, commit);
   chunk.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  for (int64_t f = 0; f < frames; ++f) chunk.frames.push_back(latent_frame_to_rgb(chunk.latent, f));
+  for (int64_t f = 0; f < frames; ++f) {
+    chunk.frames.push_back(latent_frame_to_rgb(chunk.latent, f));
+    const RgbFrame& frame = chunk.frames.back();
+    if (f == 0) chunk.rgb = Tensor::zeros({frames, frame.height, frame.width, 3}, DType::U8);
+    std::memcpy(chunk.rgb.data<uint8_t>() + static_cast<size_t>(f) * frame.rgb.size(), frame.rgb.data(), frame.rgb.size());
+  }
   if (commit) keep(chunk.latent, chunk.frame_start, actions);
   else ended_ = true;
   next_frame_ += frames;

@@ -78,6 +78,9 @@ struct Chunk {
   // Its frames as 8-bit RGB: the frame itself for pixel-space models (the world model), the latent's
   // first three channels otherwise (until a decoder is attached).
   std::vector<RgbFrame> frames;
+  // The same frames packed into one uint8 tensor [frames, height, width, 3] on the host: one buffer
+  // that a front end can hand out without copying (the Python package's numpy array keeps it alive).
+  Tensor rgb;
   double ms = 0;            // wall time of the chunk (all its DiT calls, the sampler, the download)
   MemoryStats stats;        // the policy's memory and statistics after the chunk (stats())
 };
