@@ -1,0 +1,31 @@
+"""fastar: stream video from autoregressive Wan2.1 diffusion transformers, chunk after chunk.
+
+    import fastar
+    model = fastar.load()                       # the shipped world model (models/world-small)
+    with model.stream(prompt="a red circle bounces .", policy="tempcache+annsa", frames=12) as s:
+        s.set_actions("RRRUUU")                 # one action per frame: . U D L R
+        for chunk in s:
+            chunk.frames                        # numpy.uint8 [F, H, W, 3], no copy
+
+The engine is C++ (fastar::Session, docs/session.md); this package is a thin front end over it
+(docs/python.md).
+"""
+
+from fastar._fastar import Chunk, live_sessions, policy_options
+from fastar._model import Model, default_model_path, load
+from fastar._stream import Stream
+from fastar import world
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Chunk",
+    "Model",
+    "Stream",
+    "default_model_path",
+    "live_sessions",
+    "load",
+    "policy_options",
+    "world",
+    "__version__",
+]
