@@ -247,7 +247,9 @@ int check(const std::string& root) {
       // at the rollout tolerance (56 dB on the H100); with every layer sparse the flips compound in the first chunk
       // (30 dB there, 56 dB by the third), so that case gets a rollout tolerance for decision flips. Exactness on
       // identical inputs is cuda_annca_check's job.
-      const double tolerance = std::string(layers) == "1" ? kRolloutTolerance : 0.2;
+      // On an H200 (2026-12-03) one flip lands in the one-sparse-layer case too: chunk 2 at 37.3 dB, chunks
+      // 0, 1, 3 at 56 dB, identically before and after the engine-API change; both cases get the flip tolerance.
+      const double tolerance = 0.2;
       compare_rollouts(name, model, cpu_memory, *gpu_memory, tolerance, &cpu_cross, gpu_cross.get());
       const SparseStats gs = static_cast<cuda::CudaAnnCrossAttention&>(*gpu_cross).stats();
       const double gd = gs.total().density(), cd = cpu_cross.stats().total().density();
