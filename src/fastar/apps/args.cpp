@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "fastar/core/error.h"
+#include "fastar/session/option_reader.h"
 
 namespace fastar::app {
 
@@ -41,40 +42,15 @@ Args::Args(const std::string& command, const std::vector<OptionSpec>& specs, int
 }
 
 std::string Args::get(const std::string& name, const std::string& fallback) const {
-  auto it = values_.find(name);
-  return it == values_.end() ? fallback : it->second;
+  return OptionReader(values_, "fastar " + command_).get(name, fallback);
 }
 
 int64_t Args::get_int(const std::string& name, int64_t fallback, int64_t min_value, int64_t max_value) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
-  int64_t value = 0;
-  size_t used = 0;
-  try {
-    value = std::stoll(it->second, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  FASTAR_CHECK(used == it->second.size() && used > 0,
-               "fastar " << command_ << ": --" << name << " must be an integer, got '" << it->second << "'");
-  FASTAR_CHECK(value >= min_value && value <= max_value, "fastar " << command_ << ": --" << name << " must be in ["
-                                                                   << min_value << ", " << max_value << "], got " << value);
-  return value;
+  return OptionReader(values_, "fastar " + command_).get_int(name, fallback, min_value, max_value);
 }
 
 double Args::get_double(const std::string& name, double fallback) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
-  double value = 0;
-  size_t used = 0;
-  try {
-    value = std::stod(it->second, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  FASTAR_CHECK(used == it->second.size() && used > 0,
-               "fastar " << command_ << ": --" << name << " must be a number, got '" << it->second << "'");
-  return value;
+  return OptionReader(values_, "fastar " + command_).get_double(name, fallback);
 }
 
 std::string format_help(const std::string& usage, const std::string& about, const std::vector<OptionSpec>& specs) {

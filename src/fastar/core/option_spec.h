@@ -15,7 +15,7 @@ struct OptionSpec {
   std::string default_text;  // shown in --help
 };
 
-// Options as a plain map, name (without dashes) → value ("" for a flag): what the library parses.
+// Options as a plain map, name (without dashes) → value (any text for a flag, e.g. "1"): what the library parses.
 using OptionMap = std::map<std::string, std::string>;
 
 }  // namespace fastar

@@ -28,6 +28,16 @@ SelfForcingRollout::SelfForcingRollout(const WanModel& model, CrossFrameMemory& 
   timesteps_ = config_.schedule.timesteps();
 }
 
+WanForwardArgs SelfForcingRollout::forward_args(int64_t frame_start, const Tensor* actions) const {
+  WanForwardArgs args;
+  args.prompt = prompt_;
+  args.actions = actions;
+  args.frame_start = frame_start;
+  args.memory = memory_;
+  args.cross_attention = config_.cross_attention;
+  return args;
+}
+
 Tensor SelfForcingRollout::next_chunk(const Tensor* actions, bool commit) {
   const WanConfig& c = model_.config();
   const int64_t frames = config_.schedule.frames_per_chunk;
@@ -40,12 +50,7 @@ Tensor SelfForcingRollout::next_chunk(const Tensor* actions, bool commit) {
   gaussian_noise(x.data<float>(), count, config_.seed, rollout_noise_stream(chunk, 0));
   std::vector<float> noise(static_cast<size_t>(count));
 
-  WanForwardArgs args;
-  args.prompt = prompt_;
-  args.actions = actions;
-  args.frame_start = next_frame_;
-  args.memory = memory_;
-  args.cross_attention = config_.cross_attention;
+  WanForwardArgs args = forward_args(next_frame_, actions);
   for (size_t step = 0; step < timesteps_.size(); ++step) {
     const std::vector<float> t(static_cast<size_t>(frames), timesteps_[step]);
     args.latent = &x;
@@ -75,12 +80,7 @@ Tensor SelfForcingRollout::next_chunk(const Tensor* actions, bool commit) {
 void SelfForcingRollout::commit(const Tensor& x0, int64_t frame_start, const Tensor* actions) {
   const int64_t frames = config_.schedule.frames_per_chunk;
   const std::vector<float> t(static_cast<size_t>(frames), config_.schedule.context_noise);
-  WanForwardArgs args;
-  args.prompt = prompt_;
-  args.actions = actions;
-  args.frame_start = frame_start;
-  args.memory = memory_;
-  args.cross_attention = config_.cross_attention;
+  WanForwardArgs args = forward_args(frame_start, actions);
   args.latent = &x0;
   args.timesteps = &t;
   args.commit = true;

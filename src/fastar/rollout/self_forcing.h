@@ -55,6 +55,10 @@ class SelfForcingRollout {
   const std::vector<float>& timesteps() const { return timesteps_; }
 
  private:
+  // The forward's prompt, actions, frame index, memory and cross-attention policy (latent, timesteps
+  // and commit are the caller's).
+  WanForwardArgs forward_args(int64_t frame_start, const Tensor* actions) const;
+
   const WanModel& model_;
   CrossFrameMemory* memory_;
   const WanPrompt* prompt_;
