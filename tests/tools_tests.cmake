@@ -17,3 +17,9 @@ if(Python3_Interpreter_FOUND)
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_world_model_arl2_parity.py $<TARGET_FILE:fastar>)
   set_tests_properties(tools.world_model_arl2_parity PROPERTIES LABELS tools SKIP_RETURN_CODE 77 TIMEOUT 300)
 endif()
+if(Python3_Interpreter_FOUND)
+  # Wan2.1's .pth parts (VAE, umT5) to safetensors; the fixtures are written with torch.save (skipped, 77, without torch).
+  add_test(NAME tools.convert_wan_parts
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_convert_wan_parts.py $<TARGET_FILE:fastar>)
+  set_tests_properties(tools.convert_wan_parts PROPERTIES LABELS tools SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()

@@ -27,7 +27,8 @@ const std::vector<OptionSpec> kSpecs = {
     {"model", "PATH", "model folder (config.json + safetensors) or weights file", "the model shipped with fastar"},
     {"random-weights", "SEED", "use deterministic random weights for the model's config (benchmarks, smoke tests)", ""},
     {"prompt-embeds", "FILE", "safetensors with the prompt embedding [rows, text_dim] (umT5 output); zero-padded to text_len", "empty prompt (all zeros)"},
-    {"prompt", "TEXT", "prompt text, for models with their own text encoder (words of MODEL/vocab.json)", "empty prompt"},
+    {"prompt", "TEXT", "prompt text, for models with a text encoder: umT5 in the model folder (Wan2.1) or the model's own "
+                       "(words of MODEL/vocab.json)", "empty prompt"},
     {"prompt-schedule", "FILE", "prompt switches mid-stream, one per line: FRAME TEXT (latent frame index, then the prompt; "
                                 "as LongLive's interactive inference takes them); applied at the first chunk starting at or after FRAME", ""},
     {"prompt-switch", "MODE", "how a scheduled switch treats the cached frames: recache (LongLive: rebuild the memory under the new "
@@ -37,6 +38,9 @@ const std::vector<OptionSpec> kSpecs = {
     {"policy", "NAME", "cross-frame memory: dense | window | tempcache | arl2, optionally +window, +annsa, +annca "
                        "(e.g. tempcache+window+annsa+annca); --window/--sink alone mean +window",
      "the model's fastar_defaults (shipped world model: window, W 9, S 0); arl2 for hybrid models; else dense"},
+    {"decoder", "NAME", "how latents become frames: auto (the Wan VAE when the model folder has one, else latents) | wan "
+                        "(Wan VAE, streaming: N latent frames give 1 + 4(N-1) video frames) | latents (pixel models: their "
+                        "output; latent models: the latents' first three channels)", "auto"},
     {"out", "DIR|FILE.mp4", "output: a folder of PNG frames or an MP4 file", "out.mp4"},
     {"fps", "N", "frame rate of the MP4", "16"},
     {"threads", "N", "CPU threads", "all cores"},
@@ -100,7 +104,8 @@ int run_generate(int argc, char** argv) {
     std::fputs(format_help("fastar generate [--model PATH] [--prompt TEXT | --prompt-embeds FILE] [--actions .UDLR...] --frames N "
                            "--seed S [--policy P] [--device cpu|cuda] --out DIR|FILE.mp4",
                            "Rolls out a causal Wan video model chunk by chunk (Self-Forcing schedule) under a memory policy\n"
-                           "and writes the frames. Until a model has a decoder, frames are its latents' first three channels as RGB.",
+                           "and writes the frames, decoded by the Wan VAE when the model folder has one (--decoder); without a decoder,\n"
+                           "frames are the latents' first three channels as RGB.",
                            generate_specs())
                    .c_str(),
                stdout);
@@ -124,6 +129,9 @@ int run_generate(int argc, char** argv) {
   const std::string action_text = args.get("actions", "");
   const int fps = static_cast<int>(args.get_int("fps", 16, 1, 1000));
   const std::string out = args.get("out", "out.mp4");
+  options.decoder = args.get("decoder", "auto");
+  FASTAR_CHECK(options.decoder == "auto" || options.decoder == "wan" || options.decoder == "latents",
+               who << ": unknown --decoder '" << options.decoder << "'; choose auto, wan or latents");
 
   std::shared_ptr<const LoadedModel> model = load_model_from_args(args, who);
   const WanConfig& config = model->config();
@@ -135,8 +143,13 @@ int run_generate(int argc, char** argv) {
   // The first prompt: --prompt, --prompt-embeds, a schedule's frame-0 line, or the empty prompt.
   SessionPrompt prompt;
   if (args.has("prompt")) {
-    FASTAR_CHECK(model->has_text_encoder(), who << ": --prompt needs a model with its own text encoder (a 'text_encoder' section "
-                                                   "in config.json); this model takes umT5 embeddings: pass --prompt-embeds FILE");
+    FASTAR_CHECK(model->has_text_encoder(),
+                 who << ": --prompt needs a text encoder: umT5 beside the DiT (original Wan2.1 folder: "
+                        "models_t5_umt5-xxl-enc-bf16.safetensors, made by "
+                     << convert_wan_t5_command("models_t5_umt5-xxl-enc-bf16.pth", "MODEL/models_t5_umt5-xxl-enc-bf16.safetensors")
+                     << ", and google/umt5-xxl/; diffusers: text_encoder/ and tokenizer/) or the model's own (a 'text_encoder' "
+                        "section in config.json); "
+                     << model->name() << " has none: add one, or pass the embedding with --prompt-embeds FILE");
     prompt = SessionPrompt::from_text(args.get("prompt", ""));
   } else if (args.has("prompt-embeds")) {
     const std::string file = args.get("prompt-embeds", "");
@@ -146,9 +159,11 @@ int run_generate(int argc, char** argv) {
   } else {
     std::fprintf(stderr, "prompt: none given (--prompt-embeds); using the empty (all-zero) prompt embedding\n");
   }
-  if (!schedule.empty()) FASTAR_CHECK(model->has_text_encoder(), who << ": --prompt-schedule needs a model with its own text encoder");
-  if (prompt.is_text)
-    std::fprintf(stderr, "prompt: \"%s\" (text encoder of %s)\n", prompt.text.c_str(), model->name().c_str());
+  if (!schedule.empty()) FASTAR_CHECK(model->has_text_encoder(), who << ": --prompt-schedule needs a model with a text encoder (umT5 or its own)");
+  if (prompt.is_text) {
+    const std::string encoder = model->has_umt5() ? "umT5 " + model->folder().text_encoder : "text encoder of " + model->name();
+    std::fprintf(stderr, "prompt: \"%s\" (%s)\n", prompt.text.c_str(), encoder.c_str());
+  }
   if (config.action_dim > 0)
     std::fprintf(stderr, "actions: %s\n", config.action_dim == world::kNumActions
                                              ? (args.has("actions") ? action_text.c_str() : "all none (no --actions given)")
@@ -156,13 +171,17 @@ int run_generate(int argc, char** argv) {
 
   Session session(model, options, prompt);
   std::unique_ptr<FrameSink> sink = make_frame_sink(out, fps);
-  std::fprintf(stderr, "output: %s; %s\n", sink->describe().c_str(),
-               config.in_dim == 3 ? "the model works in pixel space: its output is the frame"
-                                  : "frames are the latents' first three channels as RGB (this model has no decoder)");
+  const int64_t video_frames = session.video_frames_for(frames);  // the frames of the first `frames` latent frames
+  const std::string decoding =
+      session.decoder() == "wan" ? "decoded by the Wan VAE " + model->folder().vae + ": " + std::to_string(frames) +
+                                       " latent frames give " + std::to_string(video_frames) + " video frames"
+      : config.in_dim == 3       ? "the model works in pixel space: its output is the frame"
+                                 : "frames are the latents' first three channels as RGB (--decoder latents, or no decoder)";
+  std::fprintf(stderr, "output: %s; %s\n", sink->describe().c_str(), decoding.c_str());
   std::fprintf(stderr, "rollout: %lld latent frames in %lld chunks; %s; %d threads\n", static_cast<long long>(frames),
                static_cast<long long>(chunks), session.describe().c_str(), omp_get_max_threads());
 
-  ProgressBar progress(frames);
+  ProgressBar progress(video_frames);
   int64_t written = 0;
   auto next_switch = schedule.upper_bound(0);
   for (int64_t c = 0; c < chunks; ++c) {
@@ -184,7 +203,7 @@ int run_generate(int argc, char** argv) {
     const Chunk chunk = config.action_dim == world::kNumActions ? session.next_chunk(chunk_actions, c + 1 < chunks)
                                                                 : session.next_chunk(nullptr, c + 1 < chunks);
     for (const RgbFrame& frame : chunk.frames)
-      if (written < frames) {
+      if (written < video_frames) {
         sink->write(frame);
         ++written;
       }

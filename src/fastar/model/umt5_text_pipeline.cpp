@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "fastar/core/error.h"
+#include "fastar/model/wan_model_folder.h"
 
 namespace fastar {
 
@@ -23,11 +24,9 @@ std::string find_encoder(const fs::path& folder) {
   for (const char* name : {"text_encoder.safetensors", "models_t5_umt5-xxl-enc-bf16.safetensors"})
     if (fs::exists(folder / name)) return (folder / name).string();
   const fs::path pth = folder / "models_t5_umt5-xxl-enc-bf16.pth";
-  FASTAR_CHECK(!fs::exists(pth), pth.string() << ": fastar reads safetensors only; convert it once, keeping its names, "
-                                                 "to models_t5_umt5-xxl-enc-bf16.safetensors beside it (e.g. python -c "
-                                                 "\"import torch, safetensors.torch as s; s.save_file(torch.load('"
-                                              << pth.filename().string()
-                                              << "', map_location='cpu'), 'models_t5_umt5-xxl-enc-bf16.safetensors')\")");
+  FASTAR_CHECK(!fs::exists(pth), pth.string() << ": fastar reads safetensors only; convert it once, keeping its names:\n  "
+                                              << convert_wan_t5_command(pth.string(),
+                                                                        (folder / "models_t5_umt5-xxl-enc-bf16.safetensors").string()));
   FASTAR_FAIL(folder.string() << ": no umT5 text encoder (looked for text_encoder/, text_encoder.safetensors and "
                                  "models_t5_umt5-xxl-enc-bf16.safetensors)");
 }

@@ -7,6 +7,7 @@
 
 #include "fastar/core/error.h"
 #include "fastar/rollout/latent_preview.h"
+#include "fastar/rollout/video_frame.h"
 #include "fastar/session/session_backend.h"
 #include "fastar/world/actions.h"
 
@@ -47,6 +48,14 @@ Session::Session(std::shared_ptr<const LoadedModel> model, SessionOptions option
   } else {
     spec_ = resolve_policy(options_.policy, options_.policy_options, c, rc.schedule.timesteps(), options_.device, who);
   }
+  FASTAR_CHECK(options_.decoder == "auto" || options_.decoder == "wan" || options_.decoder == "latents",
+               who << ": unknown --decoder '" << options_.decoder << "'; choose auto, wan or latents");
+  FASTAR_CHECK(options_.decoder != "wan" || model_->has_vae(),
+               who << ": --decoder wan needs the Wan VAE beside the DiT (original Wan2.1 folder: Wan2.1_VAE.safetensors, made by "
+                   << convert_wan_vae_command("Wan2.1_VAE.pth", "MODEL/Wan2.1_VAE.safetensors") << "; diffusers: vae/); "
+                   << model_->name() << " has none");
+  if (options_.decoder == "auto") options_.decoder = model_->has_vae() ? "wan" : "latents";
+  if (options_.decoder == "wan") vae_ = std::make_unique<WanVaeStream>(model_->vae());
   prompt_ = std::make_unique<WanPrompt>(model_->dit().prepare_prompt(prompt_context(prompt)));
   if (options_.device == Device::CUDA)
     backend_ = make_cuda_backend(*model_, spec_, rc, *prompt_, options_.frames, options_.fit_to_memory);
@@ -106,13 +115,24 @@ Chunk Session::next_chunk(const Tensor* actions, bool commit) {
   chunk.index = chunks_;
   chunk.frame_start = next_frame_;
   chunk.latent = backend_->next_chunk(actions, commit);
-  chunk.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  for (int64_t f = 0; f < frames; ++f) {
-    chunk.frames.push_back(latent_frame_to_rgb(chunk.latent, f));
-    const RgbFrame& frame = chunk.frames.back();
-    if (f == 0) chunk.rgb = Tensor::zeros({frames, frame.height, frame.width, 3}, DType::U8);
+  const auto denoised = std::chrono::steady_clock::now();
+  chunk.ms = std::chrono::duration<double, std::milli>(denoised - start).count();
+  if (vae_) {
+    const Tensor video = vae_->decode_chunk(chunk.latent);  // [1 + 4(T − 1) or 4T, 3, 8h, 8w] in [0, 1]
+    for (int64_t f = 0; f < video.size(0); ++f) chunk.frames.push_back(video_frame_to_rgb(video, f));
+    chunk.decode_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - denoised).count();
+  } else {
+    for (int64_t f = 0; f < frames; ++f) chunk.frames.push_back(latent_frame_to_rgb(chunk.latent, f));
+  }
+  // The same frames packed [F, H, W, 3] (one buffer the Python package hands out).
+  const int64_t count = static_cast<int64_t>(chunk.frames.size());
+  chunk.rgb = Tensor::zeros({count, chunk.frames[0].height, chunk.frames[0].width, 3}, DType::U8);
+  for (int64_t f = 0; f < count; ++f) {
+    const RgbFrame& frame = chunk.frames[static_cast<size_t>(f)];
     std::memcpy(chunk.rgb.data<uint8_t>() + static_cast<size_t>(f) * frame.rgb.size(), frame.rgb.data(), frame.rgb.size());
   }
+  chunk.video_frame_start = video_frames_;
+  video_frames_ += count;
   if (commit) keep(chunk.latent, chunk.frame_start, actions);
   else ended_ = true;
   next_frame_ += frames;
@@ -154,7 +174,8 @@ void Session::set_prompt(const SessionPrompt& prompt, PromptSwitch how) {
 void Session::reset(uint64_t seed) {
   backend_->restart(seed);
   kept_.clear();
-  next_frame_ = chunks_ = 0;
+  if (vae_) vae_->reset();
+  next_frame_ = chunks_ = video_frames_ = 0;
   ended_ = false;
   options_.seed = seed;
 }
@@ -166,8 +187,13 @@ std::string Session::describe() const {
   out << "; memory " << backend_->describe() << "; chunks of " << options_.chunk_frames << " latent frames at "
       << options_.latent_height << "x" << options_.latent_width << ", steps ";
   for (size_t i = 0; i < options_.steps.size(); ++i) out << (i ? "," : "") << options_.steps[i];
-  out << ", shift " << options_.shift << ", seed " << options_.seed;
+  out << ", shift " << options_.shift << ", seed " << options_.seed << "; decoder " << options_.decoder;
+  if (vae_) out << " (Wan VAE " << model_->folder().vae << ")";
   return out.str();
+}
+
+int64_t Session::video_frames_for(int64_t latent_frames) const {
+  return vae_ ? wan_vae_output_frames(0, latent_frames) : latent_frames;
 }
 
 MemoryStats Session::stats() const { return backend_->stats(); }
