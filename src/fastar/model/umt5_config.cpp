@@ -29,6 +29,9 @@ const TensorEntry& required(const Checkpoint& checkpoint, const std::string& nam
 
 Umt5Config Umt5Config::from_hf_json(const nlohmann::json& config, const std::string& source) {
   FASTAR_CHECK(config.is_object(), source << ": not a JSON object");
+  for (const char* key : {"model_type", "feed_forward_proj"})
+    FASTAR_CHECK(!config.contains(key) || config[key].is_string(),
+                 source << ": field '" << key << "' must be a string, got " << config[key].dump());
   if (config.contains("model_type")) {
     const std::string type = config["model_type"].get<std::string>();
     FASTAR_CHECK(type == "umt5", source << ": model_type '" << type << "'; fastar's encoder implements umT5 (a "

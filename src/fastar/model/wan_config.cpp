@@ -55,6 +55,15 @@ int64_t get_int(const nlohmann::json& json, const char* key, int64_t fallback, c
   return value.get<int64_t>();
 }
 
+// A string field; json.value() would throw nlohmann's type_error for a non-string value.
+std::string get_string(const nlohmann::json& json, const char* key, const std::string& fallback,
+                       const std::string& source) {
+  if (!json.contains(key) || json[key].is_null()) return fallback;
+  FASTAR_CHECK(json[key].is_string(), source << ": config field '" << key << "' must be a string, got "
+                                             << json[key].dump());
+  return json[key].get<std::string>();
+}
+
 bool get_bool(const nlohmann::json& json, const char* key, bool fallback, const std::string& source) {
   if (!json.contains(key) || json[key].is_null()) return fallback;
   FASTAR_CHECK(json[key].is_boolean(), source << ": config field '" << key << "' must be true or false, got "
@@ -68,7 +77,7 @@ WanConfig WanConfig::from_json(const nlohmann::json& json, const std::string& so
   FASTAR_CHECK(json.is_object(), source << ": config must be a JSON object");
   WanConfig c;
   const bool diffusers = json.contains("num_attention_heads") || json.contains("attention_head_dim") ||
-                         json.value("_class_name", std::string()) == "WanTransformer3DModel";
+                         get_string(json, "_class_name", "", source) == "WanTransformer3DModel";
   if (diffusers) {
     // dim = heads × head dim: both factors are checked before the product is formed.
     c.num_heads = get_int(json, "num_attention_heads", 12, source);
@@ -97,7 +106,7 @@ WanConfig WanConfig::from_json(const nlohmann::json& json, const std::string& so
     c.in_dim = get_int(json, "in_dim", 16, source);
     c.out_dim = get_int(json, "out_dim", c.in_dim, source);
     c.qk_norm = get_bool(json, "qk_norm", true, source);
-    const std::string model_type = json.value("model_type", std::string("t2v"));
+    const std::string model_type = get_string(json, "model_type", "t2v", source);
     FASTAR_CHECK(model_type == "t2v", source << ": model_type '" << model_type
                                              << "' is not supported yet; fastar runs T2V Wan DiTs");
   }
