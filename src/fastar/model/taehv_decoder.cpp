@@ -7,6 +7,7 @@
 #include "fastar/core/error.h"
 #include "fastar/kernels/cpu/causal_conv3d.h"
 #include "fastar/kernels/cpu/nearest_upsample.h"
+#include "fastar/model/video_activations.h"
 #include "fastar/model/wan_vae_decoder.h"  // denormalise_wan_latent (pipeline-spec.md §2.6)
 
 namespace fastar {
@@ -17,13 +18,13 @@ namespace {
 // at the narrow test widths).
 constexpr int64_t kParallelMinElements = int64_t{1} << 16;
 
-// Activations are contiguous fp32 [C, T, H, W] (one video, no batch axis), the conv kernel's layout.
-int64_t channels_of(const Tensor& x) { return x.size(0); }
-int64_t frames_of(const Tensor& x) { return x.size(1); }
-int64_t height_of(const Tensor& x) { return x.size(2); }
-int64_t width_of(const Tensor& x) { return x.size(3); }
-
-Tensor contiguous_f32(const Tensor& t) { return t.dtype() == DType::F32 && t.is_contiguous() ? t : t.to_f32(); }
+// Activations are contiguous fp32 [C, T, H, W], the conv kernel's layout (video_activations.h).
+using video::channels_of;
+using video::contiguous_f32;
+using video::frames_of;
+using video::height_of;
+using video::slice_frames;
+using video::width_of;
 
 void relu_in_place(Tensor& x) {
   float* p = x.data<float>();
@@ -81,22 +82,7 @@ Tensor upsample_tgrow(const TaehvStageWeights& stage, const Tensor& x) {
 }
 
 void check_latent(const Tensor& latent, int64_t channels, const char* what) {
-  FASTAR_CHECK(latent.defined() && latent.dim() == 4 && latent.size(0) == channels && latent.size(1) >= 1 &&
-                   latent.size(2) >= 1 && latent.size(3) >= 1,
-               "TAEHV decoder: the " << what << " is " << (latent.defined() ? latent.describe() : "undefined")
-                                     << ", expected [" << channels << ", T, h, w] (channels, latent frames, height, "
-                                     << "width; no batch axis: decode one video per stream)");
-  FASTAR_CHECK(dtype_is_float(latent.dtype()),
-               "TAEHV decoder: the " << what << " has dtype " << dtype_name(latent.dtype()) << "; give a float tensor");
-}
-
-// Frames [begin, end) of x[C, T, h, w].
-Tensor slice_frames(const Tensor& x, int64_t begin, int64_t end) {
-  const int64_t C = channels_of(x), T = frames_of(x), hw = height_of(x) * width_of(x), n = end - begin;
-  Tensor out = Tensor::zeros({C, n, height_of(x), width_of(x)});
-  for (int64_t c = 0; c < C; ++c)
-    std::memcpy(out.data<float>() + c * n * hw, x.data<float>() + (c * T + begin) * hw, sizeof(float) * n * hw);
-  return out;
+  video::check_video_latent(latent, channels, "TAEHV decoder", what, what);
 }
 
 }  // namespace

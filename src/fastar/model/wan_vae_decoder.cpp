@@ -8,6 +8,7 @@
 #include "fastar/kernels/cpu/channel_rms_norm.h"
 #include "fastar/kernels/cpu/frame_attention.h"
 #include "fastar/kernels/cpu/nearest_upsample.h"
+#include "fastar/model/video_activations.h"
 
 namespace fastar {
 
@@ -17,20 +18,13 @@ namespace {
 // more than the work at the narrow test widths).
 constexpr int64_t kParallelMinElements = int64_t{1} << 16;
 
-// Activations are contiguous fp32 [C, T, H, W] (one video, no batch axis).
-int64_t channels_of(const Tensor& x) { return x.size(0); }
-int64_t frames_of(const Tensor& x) { return x.size(1); }
-int64_t height_of(const Tensor& x) { return x.size(2); }
-int64_t width_of(const Tensor& x) { return x.size(3); }
-
-// Frames [begin, end) of x[C, T, H, W].
-Tensor slice_frames(const Tensor& x, int64_t begin, int64_t end) {
-  const int64_t C = channels_of(x), T = frames_of(x), hw = height_of(x) * width_of(x), n = end - begin;
-  Tensor out = Tensor::zeros({C, n, height_of(x), width_of(x)});
-  for (int64_t c = 0; c < C; ++c)
-    std::memcpy(out.data<float>() + c * n * hw, x.data<float>() + (c * T + begin) * hw, sizeof(float) * n * hw);
-  return out;
-}
+// Activations are contiguous fp32 [C, T, H, W] (video_activations.h).
+using video::channels_of;
+using video::contiguous_f32;
+using video::frames_of;
+using video::height_of;
+using video::slice_frames;
+using video::width_of;
 
 // RMS_norm over channels (pipeline-spec.md §2.2), optionally followed by SiLU.
 Tensor rms_norm(const Tensor& x, const Tensor& gamma, bool silu) {
@@ -48,16 +42,8 @@ void add_in_place(Tensor& x, const Tensor& y) {
   for (int64_t i = 0; i < n; ++i) a[i] += b[i];
 }
 
-Tensor contiguous_f32(const Tensor& t) { return t.dtype() == DType::F32 && t.is_contiguous() ? t : t.to_f32(); }
-
 void check_latent(const Tensor& latent, int64_t z_dim, const char* what) {
-  FASTAR_CHECK(latent.defined() && latent.dim() == 4 && latent.size(0) == z_dim && latent.size(1) >= 1 &&
-                   latent.size(2) >= 1 && latent.size(3) >= 1,
-               "Wan VAE: the " << what << " latent is " << (latent.defined() ? latent.describe() : "undefined")
-                               << ", expected [" << z_dim << ", T, h, w] (channels, latent frames, height, width; "
-                               << "no batch axis: decode one video per stream)");
-  FASTAR_CHECK(dtype_is_float(latent.dtype()),
-               "Wan VAE: the latent has dtype " << dtype_name(latent.dtype()) << "; give a float tensor");
+  video::check_video_latent(latent, z_dim, "Wan VAE", std::string(what) + " latent", "latent");
 }
 
 }  // namespace
