@@ -8,5 +8,6 @@ int run_inspect(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_world(int argc, char** argv);
 int run_eval(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 }  // namespace fastar::app

@@ -18,6 +18,7 @@ const char* kUsage =
     "  bench      time one chunk's forward at several cache depths; 'bench rollout': a whole rollout per policy\n"
     "  world      the procedural world of the small model: render, prompt, dataset, vocab\n"
     "  eval       judge the memory policies on a world model: PSNR/SSIM vs dense, PSNR vs the world, time\n"
+    "  serve      stream to a browser page: steer with the keys, switch the prompt live\n"
     "\n"
     "Run 'fastar <command> --help' for the options of a command.\n";
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     if (command == "bench") return fastar::app::run_bench(argc - 2, argv + 2);
     if (command == "world") return fastar::app::run_world(argc - 2, argv + 2);
     if (command == "eval") return fastar::app::run_eval(argc - 2, argv + 2);
+    if (command == "serve") return fastar::app::run_serve(argc - 2, argv + 2);
     std::fprintf(stderr, "fastar: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const fastar::Error& e) {
