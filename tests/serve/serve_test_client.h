@@ -1,8 +1,9 @@
-// A Beast WebSocket client and a one-shot HTTP GET for the server tests: every read has a deadline,
-// so a broken server fails a test instead of hanging it.
+// A Beast WebSocket client, a one-shot HTTP GET and a world-source server for the server tests: every
+// read has a deadline, so a broken server fails a test instead of hanging it.
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "fastar/serve/media_header.h"
+#include "fastar/serve/server.h"
+#include "fastar/serve/world_chunk_source.h"
 
 namespace fastar::testing {
 
@@ -142,6 +145,32 @@ inline std::pair<int, std::string> http_get(uint16_t port, const std::string& pa
   http::response<http::string_body> response;
   http::read(stream, buffer, response);
   return {static_cast<int>(response.result_int()), response.body()};
+}
+
+// A Server with the world source (3 frames per chunk, 16 fps) on an ephemeral loopback port.
+struct RunningServer {
+  explicit RunningServer(serve::ServerOptions options = {}) {
+    options.port = 0;
+    server = std::make_unique<serve::Server>(options, serve::make_world_source_factory(3, 16));
+    port = server->start();
+  }
+  std::unique_ptr<serve::Server> server;
+  uint16_t port = 0;
+};
+
+// Without a page to ack frames, the tests turn the lead cap off: only the outbox bounds a session.
+inline serve::ServerOptions no_lead() {
+  serve::ServerOptions options;
+  options.limits.lead_frames = 0;
+  return options;
+}
+
+// One session's entry in GET /metrics (null when it is not open).
+inline nlohmann::json session_metrics(uint16_t port, uint64_t session_id) {
+  const nlohmann::json metrics = nlohmann::json::parse(http_get(port, "/metrics").second);
+  for (const auto& session : metrics["sessions"])
+    if (session["session"] == session_id) return session;
+  return nullptr;
 }
 
 }  // namespace fastar::testing

@@ -21,23 +21,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kRedPrompt = "a red circle stays .";
 
-struct RunningServer {
-  explicit RunningServer(serve::ServerOptions options = {}) {
-    options.port = 0;
-    server = std::make_unique<serve::Server>(options, serve::make_world_source_factory(3, 16));
-    port = server->start();
-  }
-  std::unique_ptr<serve::Server> server;
-  uint16_t port = 0;
-};
-
-// Without a page to ack frames, the tests turn the lead cap off: only the outbox bounds a session.
-serve::ServerOptions no_lead() {
-  serve::ServerOptions options;
-  options.limits.lead_frames = 0;
-  return options;
-}
-
 void ack_all(ServeTestClient& client, int64_t frames) { client.send(nlohmann::json{{"type", "ack"}, {"frames", frames}}.dump()); }
 
 TEST(ServeProtocol, HelloGivesReadyThenConsecutiveFramesThatMatchTheWorld) {

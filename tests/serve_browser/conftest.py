@@ -1,6 +1,6 @@
 # Fixtures of the browser tests (serving-spec.md §4, §6.8): a `fastar serve --source world` on a free
 # loopback port, and headless Debian Chromium driven by Selenium, offline. Skipped, with the reason,
-# when the binary, chromium, chromedriver or Selenium is missing.
+# when the binary, chromium, chromedriver or Selenium is missing (the load test: only the binary).
 import os
 import shutil
 import signal
@@ -24,9 +24,15 @@ def fastar_binary():
     return None
 
 
-def missing_prerequisite():
+def missing_binary():
     if fastar_binary() is None or not fastar_binary().exists():
         return "no fastar binary (build it, or set FASTAR_BINARY)"
+    return None
+
+
+def missing_prerequisite():
+    if missing_binary():
+        return missing_binary()
     if shutil.which("chromium") is None:
         return "Debian chromium is not installed (apt-get install chromium chromium-driver)"
     if not Path(CHROMEDRIVER).exists():
@@ -39,9 +45,12 @@ def missing_prerequisite():
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = missing_prerequisite()
-    if reason:
-        for item in items:
+    # The browser's prerequisites bind only the tests that drive a browser; the load test talks
+    # WebSocket itself (ws_client.py) and needs only the binary.
+    browser_reason, binary_reason = missing_prerequisite(), missing_binary()
+    for item in items:
+        reason = browser_reason if "driver" in getattr(item, "fixturenames", ()) else binary_reason
+        if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 

@@ -1,6 +1,7 @@
 // fastar serve: streams a world model (or the procedural world) to a browser page, one session per
 // client, steered by the keys and a live prompt (serving-spec.md §6). The server is src/fastar/serve/;
 // this command turns options into a Server and runs it until SIGINT / SIGTERM.
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ std::vector<OptionSpec> serve_option_specs() {
       {"idle-timeout", "S", "close a session without a client message this long", "300"},
       {"hello-timeout", "S", "close a connection that sends no hello this long", "10"},
       {"jpeg-quality", "Q", "JPEG quality of the frames, 1-100", "90"},
+      {"max-message-rate", "N", "client messages per second per session (bursts of N); over it: an error, then close 1008; 0 = no cap", "50"},
+      {"outbox-bytes", "N", "a session waits while this many bytes are queued for its socket (and at most 2 chunks); 0 = no byte cap", "8388608"},
       {"policy", "NAME", "cross-frame memory of --source model: dense | window | tempcache | arl2, +window, +annsa, +annca",
        "the model's fastar_defaults"},
   };
@@ -66,6 +69,9 @@ int run_serve(int argc, char** argv) {
   options.timeouts.stall_s = args.get_double("stall-timeout", 10);
   options.timeouts.idle_s = args.get_double("idle-timeout", 300);
   options.timeouts.hello_s = args.get_double("hello-timeout", 10);
+  options.message_rate.per_second = args.get_double("max-message-rate", 50);
+  options.message_rate.burst = std::max(1.0, options.message_rate.per_second);
+  options.limits.outbox_bytes = args.get_int("outbox-bytes", 8 << 20, 0, int64_t{1} << 40);
   options.handle_signals = true;
   const double fps = args.get_double("fps", 16);
   FASTAR_CHECK(fps > 0 && fps <= 240, "fastar serve: --fps must be in (0, 240] (got " << fps << ")");

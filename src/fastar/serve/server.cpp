@@ -138,6 +138,8 @@ Server::Server(ServerOptions options, std::unique_ptr<ChunkSourceFactory> source
     : impl_(std::make_unique<Impl>(std::move(options), std::move(source))) {
   FASTAR_CHECK(impl_->options.max_sessions >= 1, "fastar serve: --max-sessions must be at least 1");
   FASTAR_CHECK(impl_->options.limits.outbox_chunks >= 1, "fastar serve: the outbox must hold at least one chunk");
+  FASTAR_CHECK(impl_->options.limits.outbox_bytes >= 0, "fastar serve: --outbox-bytes must be >= 0 (0: no byte cap)");
+  MessageRateLimiter checked(impl_->options.message_rate);  // throws on a bad --max-message-rate, now
 }
 
 Server::~Server() { stop(); }
@@ -159,6 +161,8 @@ uint16_t Server::start() {
   s.facts = {s.options.version, &s.source->info(), &s.registry};
   s.context.registry = &s.registry;
   s.context.timeouts = s.options.timeouts;
+  s.context.rate_limit = s.options.message_rate;
+  s.context.socket_send_buffer_bytes = s.options.socket_send_buffer_bytes;
   s.encoder = std::make_unique<ChunkEncoder>(s.options.jpeg_quality);
   s.engine = std::make_unique<EngineLoop>(s.registry, *s.source, *s.encoder, s.options.limits);
   s.engine->start();

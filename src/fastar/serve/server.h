@@ -24,6 +24,8 @@ struct ServerOptions {
   std::vector<std::string> allowed_origins;
   ServeLimits limits;
   ConnectionTimeouts timeouts;
+  MessageRateLimit message_rate;            // per connection: over it → error, then close 1008
+  int socket_send_buffer_bytes = 256 * 1024;  // SO_SNDBUF per WebSocket (ConnectionContext); 0 = kernel autotuning
   int jpeg_quality = 90;
   bool handle_signals = false;              // SIGINT / SIGTERM → stop()
   std::string version = "0.1.0";

@@ -26,6 +26,7 @@ std::string ready_message(uint64_t session_id, const SourceInfo& info, const Ser
   j["limits"] = {{"max_message_bytes", kMaxClientMessageBytes},
                  {"max_prompt_bytes", kMaxPromptBytes},
                  {"outbox_chunks", limits.outbox_chunks},
+                 {"outbox_bytes", limits.outbox_bytes},
                  {"lead_frames", limits.lead_frames}};
   return j.dump();
 }

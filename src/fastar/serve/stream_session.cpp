@@ -68,6 +68,19 @@ void StreamSession::chunk_written() {
   wake_();
 }
 
+void StreamSession::outbox_bytes_changed(int64_t delta) {
+  bool freed = false;
+  {
+    std::lock_guard lock(mutex_);
+    const bool was_full = bytes_full_locked();
+    outbox_bytes_ = std::max<int64_t>(0, outbox_bytes_ + delta);
+    if (!was_full && bytes_full_locked()) ++outbox_byte_pauses_;
+    freed = was_full && !bytes_full_locked();
+    note_flow_locked(Clock::now());
+  }
+  if (freed) wake_();  // only a change of the byte cap's verdict can make the session runnable
+}
+
 void StreamSession::close() {
   {
     std::lock_guard lock(mutex_);
@@ -87,8 +100,10 @@ bool StreamSession::closed() const {
   return closed_;
 }
 
+bool StreamSession::bytes_full_locked() const { return limits_.outbox_bytes > 0 && outbox_bytes_ >= limits_.outbox_bytes; }
+
 bool StreamSession::can_generate_locked() const {
-  if (chunks_in_flight_ >= limits_.outbox_chunks) return false;
+  if (chunks_in_flight_ >= limits_.outbox_chunks || bytes_full_locked()) return false;
   return limits_.lead_frames <= 0 || frames_generated_ - frames_acked_ < limits_.lead_frames;
 }
 
@@ -134,7 +149,7 @@ void StreamSession::end_turn(int64_t frames) {
 
 void StreamSession::note_flow_locked(Clock::time_point now) {
   // Only the outbox counts as a pause (a client that does not read); the lead cap is ordinary pacing.
-  const bool blocked = started_ && !closed_ && !paused_ && chunks_in_flight_ >= limits_.outbox_chunks;
+  const bool blocked = started_ && !closed_ && !paused_ && (chunks_in_flight_ >= limits_.outbox_chunks || bytes_full_locked());
   if (blocked && !flow_blocked_) {
     ++flow_pauses_;
     blocked_since_ = now;
@@ -172,7 +187,9 @@ nlohmann::json StreamSession::metrics() const {
           {"frames_acked", frames_acked_},
           {"chunks", chunks_generated_},
           {"outbox_chunks", chunks_in_flight_},
+          {"outbox_bytes", outbox_bytes_},
           {"outbox_pauses", flow_pauses_},
+          {"outbox_byte_pauses", outbox_byte_pauses_},
           {"paused_ms", paused},
           {"dropped", 0},
           {"prompt_switches", prompt_switches_},

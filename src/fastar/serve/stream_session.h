@@ -1,7 +1,7 @@
 // One client's session (serving-spec.md §6.3–6.4): its inbox (the latest action, the pending prompt,
 // pause and reset — coalesced, never queued first-in-first-out), its flow control (at most
-// `outbox_chunks` chunks generated and not yet written; at most `lead_frames` frames generated and not
-// yet drawn) and its counters. The I/O thread writes the inbox; the engine thread asks runnable(),
+// `outbox_chunks` chunks generated and not yet written, and none started while `outbox_bytes` wait for
+// the socket; at most `lead_frames` frames generated and not yet drawn) and its counters. The I/O thread writes the inbox; the engine thread asks runnable(),
 // takes a Turn, generates, and alone touches `source`.
 #pragma once
 
@@ -23,6 +23,10 @@ namespace fastar::serve {
 
 struct ServeLimits {
   int outbox_chunks = 2;     // chunks generated and not yet written to the socket (serving-spec.md §6.4)
+  // Bytes queued for the socket and not yet written (serving-spec.md §6.4: "2 chunks / 8 MiB"): while
+  // the outbox holds this much, the session is not scheduled; 0 = no byte cap. A chunk is never split,
+  // so the outbox holds less than the cap plus `outbox_chunks` chunks (and the few text replies).
+  int64_t outbox_bytes = 8 << 20;
   int64_t lead_frames = 6;   // frames generated and not yet drawn (acked) by the page; 0 = no cap
 };
 
@@ -43,6 +47,8 @@ class StreamSession {
   void acknowledge(int64_t frames_consumed);
   // The outbox finished writing one chunk.
   void chunk_written();
+  // The connection's outbox grew (> 0: messages queued) or shrank (< 0: written or dropped) by `delta` bytes.
+  void outbox_bytes_changed(int64_t delta);
   // The connection is gone or closing: the engine stops serving it.
   void close();
   bool started() const;
@@ -69,11 +75,12 @@ class StreamSession {
   std::unique_ptr<ChunkSource> source;  // the engine thread's alone
   uint32_t applied_prompt_seq = 0;      // the engine thread's alone
 
-  // GET /metrics: frames, chunks, outbox depth, pauses, paused_ms, prompt switches, re-caches.
+  // GET /metrics: frames, chunks, outbox depth (chunks, bytes), pauses, paused_ms, prompt switches, re-caches.
   nlohmann::json metrics() const;
 
  private:
   bool can_generate_locked() const;
+  bool bytes_full_locked() const;  // the outbox holds at least limits_.outbox_bytes
   // Keeps paused_ms: time the session wanted to run but the outbox or the lead cap held it.
   void note_flow_locked(std::chrono::steady_clock::time_point now);
 
@@ -91,6 +98,7 @@ class StreamSession {
   std::optional<uint64_t> pending_reset_;
   uint64_t next_seed_ = 1;
   int chunks_in_flight_ = 0;
+  int64_t outbox_bytes_ = 0, outbox_byte_pauses_ = 0;
   bool generating_ = false;
   int64_t frames_generated_ = 0, frames_acked_ = 0, chunks_generated_ = 0;
   int64_t flow_pauses_ = 0, prompt_switches_ = 0, recaches_ = 0, prompt_errors_ = 0, resets_ = 0;

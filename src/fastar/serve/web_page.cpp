@@ -112,8 +112,16 @@ const char* const kAppJs = R"PAGE('use strict';
       if (test.frameLog.length > 400) test.frameLog.shift();
       for (const [s, sentAt] of keyChanges) if (s <= f.actionSeq) { test.latencies.push(now - sentAt); keyChanges.delete(s); }
       nextDue = Math.max(nextDue + period, now - period);
-      send({ type: 'ack', frames: consumed });
+      scheduleAck();
     }
+  }
+  // Acks at most every 50 ms (the server caps client messages, --max-message-rate, default 50/s);
+  // the last one is never held back for longer than that, so the lead cap always opens again.
+  let lastAck = -1e9, ackTimer = null;
+  function scheduleAck() {
+    if (ackTimer !== null) return;
+    const wait = Math.max(0, 50 - (performance.now() - lastAck));
+    ackTimer = setTimeout(() => { ackTimer = null; lastAck = performance.now(); send({ type: 'ack', frames: consumed }); }, wait);
   }
   function drop(f) { consumed++; if (f.bitmap && f.bitmap !== 'bad') f.bitmap.close(); }
   requestAnimationFrame(draw);

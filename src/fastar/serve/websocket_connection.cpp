@@ -1,6 +1,7 @@
 #include "fastar/serve/websocket_connection.h"
 
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <string>
 #include <variant>
@@ -30,9 +31,13 @@ std::chrono::milliseconds seconds(double s) { return std::chrono::milliseconds(s
 class WebSocketConnection final : public SessionOutput, public std::enable_shared_from_this<WebSocketConnection> {
  public:
   WebSocketConnection(net::ip::tcp::socket socket, ConnectionContext& context)
-      : ws_(std::move(socket)), context_(context), watchdog_(ws_.get_executor()) {}
+      : ws_(std::move(socket)), context_(context), watchdog_(ws_.get_executor()), limiter_(context.rate_limit) {}
 
   void run(http::request<http::string_body> request) {
+    if (context_.socket_send_buffer_bytes > 0) {
+      beast::error_code ignored;  // a refused size leaves the kernel's default: nothing worse than before
+      beast::get_lowest_layer(ws_).socket().set_option(net::socket_base::send_buffer_size(context_.socket_send_buffer_bytes), ignored);
+    }
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) { res.set(http::field::server, "fastar"); }));
     ws_.read_message_max(kMaxClientMessageBytes);  // more: Beast fails the read and closes 1009 (serving-spec.md §6.2)
@@ -94,10 +99,23 @@ class WebSocketConnection final : public SessionOutput, public std::enable_share
       in_.consume(in_.size());
       return read_next();  // drain until the close handshake ends
     }
+    last_message_ = Clock::now();
+    switch (limiter_.admit(last_message_)) {
+      case MessageRateLimiter::Verdict::admit:
+        break;
+      case MessageRateLimiter::Verdict::warn:  // refused, and said so once per episode (non-fatal)
+        enqueue({error_message("rate_limited", rate_text("this message was ignored; slow down"), false), false, false, false, 0});
+        [[fallthrough]];
+      case MessageRateLimiter::Verdict::refuse:
+        in_.consume(in_.size());
+        return read_next();
+      case MessageRateLimiter::Verdict::close:
+        in_.consume(in_.size());
+        return begin_close(1008, error_message("rate_limited", rate_text("the client kept going; closing"), true));
+    }
     if (!ws_.got_text()) return fail("binary messages from the client are refused");
     const std::string text = beast::buffers_to_string(in_.data());
     in_.consume(in_.size());
-    last_message_ = Clock::now();
     auto parsed = parse_client_message(text);
     if (auto* failure = std::get_if<ParseFailure>(&parsed)) return fail(failure->message);
     const ClientMessage& message = std::get<ClientMessage>(parsed);
@@ -134,6 +152,12 @@ class WebSocketConnection final : public SessionOutput, public std::enable_share
   // A malformed message closes only this session: error{fatal}, then 1008 (serving-spec.md §6.6).
   void fail(const std::string& why) { begin_close(1008, error_message("malformed", why, true)); }
 
+  std::string rate_text(const char* what) const {
+    char text[160];
+    std::snprintf(text, sizeof text, "more than %.0f messages/s (--max-message-rate): %s", context_.rate_limit.per_second, what);
+    return text;
+  }
+
   void begin_close(uint16_t code, std::string last_text) {
     if (closing_ || closed_) return;
     closing_ = true;
@@ -143,11 +167,13 @@ class WebSocketConnection final : public SessionOutput, public std::enable_share
     else outbox_.clear();
     if (!last_text.empty()) outbox_.push_back({std::move(last_text), false, false, false, 0});
     outbox_.push_back({"", false, false, true, code});
+    recount_outbox_bytes();
     if (!writing_) write_next();
   }
 
   void enqueue(Outgoing message) {
     if (closing_ || closed_) return;
+    add_outbox_bytes(static_cast<int64_t>(message.data.size()));
     outbox_.push_back(std::move(message));
     if (!writing_) write_next();
   }
@@ -171,9 +197,21 @@ class WebSocketConnection final : public SessionOutput, public std::enable_share
   void on_write(beast::error_code ec) {
     if (ec) return finish();
     const bool ends_chunk = outbox_.front().ends_chunk;
+    add_outbox_bytes(-static_cast<int64_t>(outbox_.front().data.size()));
     outbox_.pop_front();
     if (ends_chunk && session_) session_->chunk_written();
     write_next();
+  }
+
+  // The bytes waiting for the socket, reported to the session (its byte cap, ServeLimits::outbox_bytes).
+  void add_outbox_bytes(int64_t delta) {
+    outbox_bytes_ += delta;
+    if (session_) session_->outbox_bytes_changed(delta);
+  }
+  void recount_outbox_bytes() {
+    int64_t bytes = 0;
+    for (const Outgoing& o : outbox_) bytes += static_cast<int64_t>(o.data.size());
+    add_outbox_bytes(bytes - outbox_bytes_);
   }
 
   // Timeouts, checked four times a second: hello, idle (client messages, not pings), write stall.
@@ -217,6 +255,8 @@ class WebSocketConnection final : public SessionOutput, public std::enable_share
   beast::flat_buffer in_;
   std::shared_ptr<StreamSession> session_;
   std::deque<Outgoing> outbox_;
+  int64_t outbox_bytes_ = 0;
+  MessageRateLimiter limiter_;
   bool writing_ = false, closing_ = false, closed_ = false, hello_seen_ = false;
   Clock::time_point opened_{}, last_message_{}, write_started_{};
 };
