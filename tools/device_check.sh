@@ -12,6 +12,13 @@
 #     rollout  fastar bench rollout at Wan2.1-1.3B shapes (dense, window, tempcache+window, arl2) and
 #              the PyTorch dense rollout, same call (ROLLOUT_FRAMES latent frames, default 60)
 #     sparse   only the TempCache commit and AnnSA timings of `bench`
+#     pipeline prompt → pixels (issue 16): checks of umT5, the Wan VAE and TAEHV decoders and the whole
+#              pipeline on the GPU against the CPU; their benchmarks beside transformers / diffusers /
+#              the PyTorch TAEHV (same call; diffusers may have to be carried as a wheel); then a random
+#              Wan2.1-1.3B folder (tools/make_random_wan_folder.py, WAN_FOLDER, default
+#              /tmp/fastar-wan-random) streamed for PIPELINE_CHUNKS chunks (default 40) per decoder
+#     python   the Python package's GPU test (tests/python/test_gpu.py; PYTHONPATH must hold the
+#              built package, e.g. build-device/python of a -DFASTAR_PYTHON=ON build)
 #     long     the long-rollout report (issue 9): the bounded policies rolled out to LONG_FRAMES (default
 #              750 latent = 2997 video frames; LONG_POLICIES, default window,tempcache+window+annsa,
 #              arl2+window, empty skips; one run under LONG_TIMEOUT s, default 500; TempCache's search LONG_ANN, default
@@ -73,6 +80,28 @@ fi
 if has sparse; then
   ./build-device/cuda_tempcache_check --bench 2>&1 | tee "$out/tempcache_bench.log" | tail -8
   ./build-device/cuda_annsa_check --bench 2>&1 | tee "$out/annsa_bench.log" | tail -14
+fi
+
+if has pipeline; then
+  for check in umt5 wan_vae taehv pipeline; do
+    timeout 300 ./build-device/cuda_${check}_check >"$out/${check}_check.log" 2>&1 || status=1
+    echo "== ${check}: $(grep -cE '^(PASS|ok)' "$out/${check}_check.log") pass lines, $(grep -cE '^FAIL' "$out/${check}_check.log") FAIL lines"
+    grep -E "^FAIL" "$out/${check}_check.log" | head -8
+    tail -2 "$out/${check}_check.log"
+  done
+  ./build-device/cuda_umt5_check --bench 2>&1 | tee "$out/umt5_bench.log" | grep -E "^\|"
+  python3 tools/bench_umt5_torch.py 2>&1 | tee "$out/umt5_torch.log" | grep -E "^\|"
+  ./build-device/cuda_wan_vae_check --bench 2>&1 | tee "$out/wan_vae_bench.log" | grep -E "^\|"
+  python3 tools/bench_vae_torch.py 2>&1 | tee "$out/vae_torch.log" | grep -E "^\|"
+  ./build-device/cuda_taehv_check --bench 2>&1 | tee "$out/taehv_bench.log" | grep -E "^\|"
+  python3 tools/bench_taehv_torch.py 2>&1 | tee "$out/taehv_torch.log" | grep -E "^\|"
+  wan="${WAN_FOLDER:-/tmp/fastar-wan-random}"
+  [ -f "$wan/taew2_1.safetensors" ] || python3 tools/make_random_wan_folder.py "$wan" 2>&1 | tail -3
+  timeout 400 ./build-device/cuda_pipeline_check --bench "$wan" "${PIPELINE_CHUNKS:-40}" 2>&1 | tee "$out/pipeline_bench.log"
+fi
+
+if has python; then
+  python3 -m pytest -q tests/python/test_gpu.py 2>&1 | tee "$out/python_gpu.log" | tail -5
 fi
 
 if has long; then

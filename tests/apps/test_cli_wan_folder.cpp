@@ -175,7 +175,11 @@ TEST(CliWanFolder, DecoderWanWithoutAVaeAndPromptWithoutATextEncoderAreErrors) {
   EXPECT_TRUE(contains(r.output, "models_t5_umt5-xxl-enc-bf16.safetensors")) << r.output;
   r = run("generate --model " + golden + " --frames 3 --decoder tiny --out " + testing::make_temp_dir("cli_wan_nd"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, "unknown --decoder 'tiny'")) << r.output;
+  EXPECT_TRUE(contains(r.output, "--decoder tiny needs taew2_1.safetensors")) << r.output;
+  EXPECT_TRUE(contains(r.output, "tools/convert_taehv.py")) << r.output;
+  r = run("generate --model " + golden + " --frames 3 --decoder vqgan --out " + testing::make_temp_dir("cli_wan_nq"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "unknown --decoder 'vqgan'")) << r.output;
 }
 
 }  // namespace

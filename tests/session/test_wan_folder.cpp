@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "fastar/core/error.h"
+#include "fastar/model/taehv_decoder.h"
 #include "fastar/model/wan_vae_decoder.h"
 #include "fastar/rollout/video_frame.h"
 #include "session/session_fixtures.h"
@@ -163,8 +164,58 @@ TEST(WanFolder, DecoderLatentsAndErrors) {
   expect_error([&] { Session(testing::golden_model(), wan); }, {"--decoder wan", "Wan2.1_VAE", "convert_wan_parts.py"});
   EXPECT_EQ(Session(testing::golden_model(), {}).decoder(), "latents");
   SessionOptions bad;
-  bad.decoder = "tiny";
-  expect_error([&] { Session(model, bad); }, {"unknown --decoder 'tiny'"});
+  bad.decoder = "vqgan";
+  expect_error([&] { Session(model, bad); }, {"unknown --decoder 'vqgan'", "auto, wan, tiny or latents"});
+  SessionOptions tiny;
+  tiny.decoder = "tiny";
+  expect_error([&] { Session(testing::golden_model(), tiny); }, {"--decoder tiny", "taew2_1", "convert_taehv.py"});
+}
+
+// --decoder tiny (issue 16, item 4): the folder's taew2_1 streams chunk after chunk exactly as it
+// decodes the whole clip, with the Wan VAE's frame count; a folder without the Wan VAE picks it.
+TEST(WanFolder, TinyDecoderStreamsLikeTheWholeClip) {
+  const auto model = LoadedModel::load(folders().original);
+  ASSERT_TRUE(model->has_tiny_decoder());
+  EXPECT_EQ(model->tiny_decoder()->config.widths, (std::array<int64_t, 4>{16, 8, 8, 8}));
+  SessionOptions options;
+  options.decoder = "tiny";
+  const std::vector<Chunk> chunks = roll(model, 2, options);
+  ASSERT_EQ(chunks[0].frames.size(), 9u);
+  ASSERT_EQ(chunks[1].frames.size(), 12u);
+  EXPECT_EQ(chunks[1].video_frame_start, 9);
+  EXPECT_EQ(chunks[0].rgb.shape(), (Shape{9, 32, 48, 3}));
+  const int64_t plane = 4 * 6;
+  Tensor clip = Tensor::zeros({16, 6, 4, 6});
+  for (int64_t c = 0; c < 16; ++c)
+    for (int64_t k = 0; k < 2; ++k)
+      std::memcpy(clip.data<float>() + (c * 6 + 3 * k) * plane, chunks[k].latent.data<float>() + c * 3 * plane,
+                  3 * plane * sizeof(float));
+  TaehvStream whole(model->tiny_decoder());
+  const Tensor video = whole.decode_chunk(clip);
+  const std::vector<RgbFrame> streamed = all_frames(chunks);
+  ASSERT_EQ(video.size(0), 21);
+  ASSERT_EQ(streamed.size(), 21u);
+  for (int64_t f = 0; f < 21; ++f) EXPECT_EQ(video_frame_to_rgb(video, f).rgb, streamed[static_cast<size_t>(f)].rgb) << f;
+  // Not the Wan VAE's frames (the comparison above can fail).
+  EXPECT_NE(testing::frames_hash(streamed), testing::frames_hash(all_frames(roll(model, 2))));
+  EXPECT_TRUE(testing::contains(Session(model, options).describe(), "taew2_1"));
+  // Without the Wan VAE, auto picks the tiny decoder.
+  const std::string m = copy_of(folders().original, "tiny_only");
+  fs::remove(m + "/Wan2.1_VAE.safetensors");
+  EXPECT_EQ(Session(LoadedModel::load(m), {}).decoder(), "tiny");
+}
+
+TEST(WanFolder, TinyDecoderPthOrBrokenFileNamesTheFileAndTheCommand) {
+  {
+    const std::string m = copy_of(folders().original, "taehv_pth");
+    fs::rename(m + "/taew2_1.safetensors", m + "/taew2_1.pth");
+    expect_error([&] { LoadedModel::load(m); }, {"taew2_1.pth", "python3 tools/convert_taehv.py"});
+  }
+  {
+    const std::string m = copy_of(folders().diffusers, "taehv_truncated");
+    fs::resize_file(m + "/taew2_1.safetensors", 100);
+    expect_error([&] { LoadedModel::load(m); }, {"taew2_1.safetensors", "convert_taehv.py"});
+  }
 }
 
 TEST(WanFolder, MissingHalvesAndUnconvertedPthNameTheFileAndTheCommand) {

@@ -6,11 +6,13 @@
 //   google/umt5-xxl/ (spiece.model, ...)                  tokenizer/
 //   models_t5_umt5-xxl-enc-bf16.safetensors (Wan names)   text_encoder/{config.json, model.safetensors} (HF names)
 //   Wan2.1_VAE.safetensors (original names)               vae/{config.json, diffusion_pytorch_model.safetensors}
+//   taew2_1.safetensors (the tiny decoder, at the root of both)
 //
 // The same values in both: a random DiT (2 layers, dim 128, in/out 16 = the VAE's z_dim, text_dim 64
 // = the tiny umT5's d_model, text_len 16, 4×6 latents → 32×48 frames), the tiny umT5 golden
 // (tests/model/golden/umt5_tiny: its BF16 Wan-named weights, renamed for the diffusers copy) and the
-// tiny VAE golden (base_dim 8, the real topology). Hence both layouts must give identical frames.
+// tiny VAE golden (base_dim 8, the real topology), a narrow random taew2_1 (widths 16/8/8/8, the real
+// layer structure). Hence both layouts must give identical frames.
 #pragma once
 
 #include <filesystem>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "fastar/core/safetensors.h"
+#include "fastar/model/taehv_weights.h"
 #include "fastar/model/wan_vae_weights.h"
 #include "fastar/model/wan_weights.h"
 #include "test_util.h"
@@ -113,6 +116,11 @@ inline TinyWanFolders write_tiny_wan_folders(const std::string& dir) {
   write_safetensors((diffusers / "vae" / "diffusion_pytorch_model.safetensors").string(),
                     wan_vae_weights_to_named(load_wan_vae_decoder_weights(wan_vae.string()), WanVaeNameLayout::Diffusers));
   write_text(diffusers / "model_index.json", "{\"_class_name\": \"WanPipeline\"}\n");
+  // The tiny decoder: the same file at the root of both.
+  TaehvConfig tiny;
+  tiny.widths = {16, 8, 8, 8};
+  const auto tiny_weights = taehv_weights_to_named(random_taehv_decoder_weights(tiny, 11));
+  for (const fs::path& root : {original, diffusers}) write_safetensors((root / "taew2_1.safetensors").string(), tiny_weights);
   return {original.string(), diffusers.string()};
 }
 

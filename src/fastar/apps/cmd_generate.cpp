@@ -38,8 +38,9 @@ const std::vector<OptionSpec> kSpecs = {
     {"policy", "NAME", "cross-frame memory: dense | window | tempcache | arl2, optionally +window, +annsa, +annca "
                        "(e.g. tempcache+window+annsa+annca); --window/--sink alone mean +window",
      "the model's fastar_defaults (shipped world model: window, W 9, S 0); arl2 for hybrid models; else dense"},
-    {"decoder", "NAME", "how latents become frames: auto (the Wan VAE when the model folder has one, else latents) | wan "
-                        "(Wan VAE, streaming: N latent frames give 1 + 4(N-1) video frames) | latents (pixel models: their "
+    {"decoder", "NAME", "how latents become frames: auto (the Wan VAE when the model folder has one, else the tiny decoder, else "
+                        "latents) | wan (Wan VAE, streaming: N latent frames give 1 + 4(N-1) video frames) | tiny (taew2_1 / "
+                        "lighttaew2_1.safetensors in the folder; same frame count) | latents (pixel models: their "
                         "output; latent models: the latents' first three channels)", "auto"},
     {"out", "DIR|FILE.mp4", "output: a folder of PNG frames or an MP4 file", "out.mp4"},
     {"fps", "N", "frame rate of the MP4", "16"},
@@ -130,8 +131,8 @@ int run_generate(int argc, char** argv) {
   const int fps = static_cast<int>(args.get_int("fps", 16, 1, 1000));
   const std::string out = args.get("out", "out.mp4");
   options.decoder = args.get("decoder", "auto");
-  FASTAR_CHECK(options.decoder == "auto" || options.decoder == "wan" || options.decoder == "latents",
-               who << ": unknown --decoder '" << options.decoder << "'; choose auto, wan or latents");
+  FASTAR_CHECK(options.decoder == "auto" || options.decoder == "wan" || options.decoder == "tiny" || options.decoder == "latents",
+               who << ": unknown --decoder '" << options.decoder << "'; choose auto, wan, tiny or latents");
 
   std::shared_ptr<const LoadedModel> model = load_model_from_args(args, who);
   const WanConfig& config = model->config();
@@ -173,8 +174,10 @@ int run_generate(int argc, char** argv) {
   std::unique_ptr<FrameSink> sink = make_frame_sink(out, fps);
   const int64_t video_frames = session.video_frames_for(frames);  // the frames of the first `frames` latent frames
   const std::string decoding =
-      session.decoder() == "wan" ? "decoded by the Wan VAE " + model->folder().vae + ": " + std::to_string(frames) +
-                                       " latent frames give " + std::to_string(video_frames) + " video frames"
+      session.decoder() == "wan" || session.decoder() == "tiny"
+          ? std::string(session.decoder() == "wan" ? "decoded by the Wan VAE " + model->folder().vae
+                                                   : "decoded by the tiny decoder " + model->folder().tiny_decoder) +
+                ": " + std::to_string(frames) + " latent frames give " + std::to_string(video_frames) + " video frames"
       : config.in_dim == 3       ? "the model works in pixel space: its output is the frame"
                                  : "frames are the latents' first three channels as RGB (--decoder latents, or no decoder)";
   std::fprintf(stderr, "output: %s; %s\n", sink->describe().c_str(), decoding.c_str());

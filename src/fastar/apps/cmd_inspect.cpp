@@ -94,6 +94,16 @@ int run_inspect(int argc, char** argv) {
                 config.in_dim == 3 ? "the model's pixel output" : "the latents' first three channels",
                 folder.layout == WanFolderLayout::Diffusers ? "vae/" : "Wan2.1_VAE.safetensors");
   }
+  if (model->has_tiny_decoder()) {
+    const TaehvDecoderWeights& t = *model->tiny_decoder();
+    std::printf("tiny        %s decoder %s: widths %lld/%lld/%lld/%lld; T latents -> 1 + 4(T-1) frames (--decoder tiny)\n",
+                taehv_variant_name(t.variant), folder.tiny_decoder.c_str(), static_cast<long long>(t.config.widths[0]),
+                static_cast<long long>(t.config.widths[1]), static_cast<long long>(t.config.widths[2]),
+                static_cast<long long>(t.config.widths[3]));
+  } else {
+    std::printf("tiny        none (a folder takes taew2_1.safetensors or lighttaew2_1.safetensors, made by %s)\n",
+                convert_taehv_command("taew2_1.pth", "MODEL/taew2_1.safetensors").c_str());
+  }
   return 0;
 }
 

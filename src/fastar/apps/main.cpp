@@ -36,7 +36,15 @@ int main(int argc, char** argv) {
     if (command == "bench") return fastar::app::run_bench(argc - 2, argv + 2);
     if (command == "world") return fastar::app::run_world(argc - 2, argv + 2);
     if (command == "eval") return fastar::app::run_eval(argc - 2, argv + 2);
-    if (command == "serve") return fastar::app::run_serve(argc - 2, argv + 2);
+    if (command == "serve") {
+#ifdef FASTAR_NO_SERVE
+      std::fprintf(stderr, "error: this fastar was built without `fastar serve` (-DFASTAR_SERVE=OFF); install libboost-dev "
+                           "libturbojpeg0-dev and rebuild with -DFASTAR_SERVE=ON\n");
+      return 2;
+#else
+      return fastar::app::run_serve(argc - 2, argv + 2);
+#endif
+    }
     std::fprintf(stderr, "fastar: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const fastar::Error& e) {

@@ -44,6 +44,17 @@ void locate_original(const fs::path& root, WanModelFolder& out) {
                                 << convert_wan_vae_command(vae_pth.string(), (root / "Wan2.1_VAE.safetensors").string()));
 }
 
+// The tiny decoder, at the root in both layouts; an unconverted .pth is an error giving the command.
+void locate_tiny_decoder(const fs::path& root, WanModelFolder& out) {
+  out.tiny_decoder = first_existing(root, {"taew2_1.safetensors", "lighttaew2_1.safetensors"}, false);
+  if (!out.tiny_decoder.empty()) return;
+  for (const char* stem : {"taew2_1", "lighttaew2_1"}) {
+    const fs::path pth = root / (std::string(stem) + ".pth");
+    FASTAR_CHECK(!fs::exists(pth), pth.string() << ": fastar reads the tiny decoder as safetensors; convert it once with\n  "
+                                                << convert_taehv_command(pth.string(), (root / (std::string(stem) + ".safetensors")).string()));
+  }
+}
+
 void locate_diffusers(const fs::path& root, WanModelFolder& out) {
   out.dit = (root / "transformer").string();
   out.tokenizer = find_tokenizer(root, {"tokenizer"});
@@ -64,6 +75,10 @@ std::string WanModelFolder::layout_name() const {
 
 std::string convert_wan_vae_command(const std::string& pth, const std::string& out) {
   return "python3 tools/convert_wan_parts.py vae " + pth + " " + out;
+}
+
+std::string convert_taehv_command(const std::string& pth, const std::string& out) {
+  return "python3 tools/convert_taehv.py " + pth + " " + out;
 }
 
 std::string convert_wan_t5_command(const std::string& pth, const std::string& out) {
@@ -87,6 +102,7 @@ WanModelFolder locate_wan_model_folder(const std::string& path) {
     out.layout = WanFolderLayout::Original;
     locate_original(root, out);
   }
+  locate_tiny_decoder(root, out);
   // umT5 needs both halves.
   const bool diffusers = out.layout == WanFolderLayout::Diffusers;
   FASTAR_CHECK(out.tokenizer.empty() || !out.text_encoder.empty(),

@@ -6,6 +6,7 @@
 //   (Wan2.1)   model*.safetensors (a forcing .pt     (or tokenizer/)     (or text_encoder.safetensors)              (or vae.safetensors)
 //              converted by convert_forcing_checkpoint.py)
 //   diffusers  transformer/                          tokenizer/          text_encoder/                              vae/
+//   either     the tiny decoder at the root: taew2_1.safetensors or lighttaew2_1.safetensors (tools/convert_taehv.py)
 //
 // The pickled `.pth` files Wan ships (the VAE, umT5) are read once converted to safetensors by
 // tools/convert_wan_parts.py; a folder holding a `.pth` without its conversion is an error that
@@ -32,9 +33,13 @@ struct WanModelFolder {
   std::string tokenizer;       // umT5 tokenizer folder (holds spiece.model); "" = none
   std::string text_encoder;    // umT5 encoder: a folder (diffusers) or a safetensors file; "" = none
   std::string vae;             // Wan VAE: a folder (diffusers vae/) or a safetensors file; "" = none
+  // The tiny decoder (pipeline-spec.md §3: TAEHV taew2_1 or LightTAE lighttaew2_1), a safetensors file
+  // made by tools/convert_taehv.py, at the folder's root in either layout; "" = none.
+  std::string tiny_decoder;
 
   bool has_umt5() const { return !text_encoder.empty(); }
   bool has_vae() const { return !vae.empty(); }
+  bool has_tiny_decoder() const { return !tiny_decoder.empty(); }
   // "original Wan2.1", "diffusers" or "weights file".
   std::string layout_name() const;
 };
@@ -46,5 +51,6 @@ WanModelFolder locate_wan_model_folder(const std::string& path);
 // The commands that make a folder's parts from the files users download, for messages.
 std::string convert_wan_vae_command(const std::string& pth, const std::string& out);
 std::string convert_wan_t5_command(const std::string& pth, const std::string& out);
+std::string convert_taehv_command(const std::string& pth, const std::string& out);
 
 }  // namespace fastar

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "fastar/core/error.h"
+#include "fastar/session/gpu_text_encoder.h"
 
 namespace fastar {
 
@@ -27,6 +28,15 @@ std::shared_ptr<const WanVaeDecoderWeights> load_vae(const WanModelFolder& folde
                folder.vae << ": this VAE decodes latents of " << vae->config.z_dim << " channels but the DiT in " << folder.dit
                           << " outputs " << config.out_dim << "; use the Wan2.1 VAE (Wan2.1_VAE.pth, z_dim 16) with a Wan2.1 DiT");
   return vae;
+}
+
+// The tiny decoder, checked against the latents the DiT outputs.
+std::shared_ptr<const TaehvDecoderWeights> load_tiny_decoder(const std::string& path, const std::string& dit, const WanConfig& config) {
+  auto tiny = std::make_shared<const TaehvDecoderWeights>(load_taehv_decoder_weights(path));
+  FASTAR_CHECK(tiny->config.latent_channels == config.out_dim,
+               path << ": this tiny decoder takes latents of " << tiny->config.latent_channels << " channels but the DiT in " << dit
+                    << " outputs " << config.out_dim << "; use taew2_1 or lighttaew2_1 (16 channels) with a Wan2.1 DiT");
+  return tiny;
 }
 
 // Runs `load`; a fastar::Error gets one more line: where the part comes from (a file that fails to
@@ -75,11 +85,16 @@ std::shared_ptr<const LoadedModel> LoadedModel::load(const std::string& path, st
   else if (out->folder_.has_umt5())
     out->umt5_ = with_origin([&] { return load_umt5(out->folder_, out->config()); }, t5_origin(out->folder_));
   if (out->folder_.has_vae()) out->vae_ = with_origin([&] { return load_vae(out->folder_, out->config()); }, vae_origin(out->folder_));
+  if (out->folder_.has_tiny_decoder())
+    out->tiny_decoder_ = with_origin([&] { return load_tiny_decoder(out->folder_.tiny_decoder, dit, out->config()); },
+                                     out->folder_.tiny_decoder + " is made from taew2_1.pth / lighttaew2_1.pth by " +
+                                         convert_taehv_command("taew2_1.pth", out->folder_.tiny_decoder));
   return out;
 }
 
 std::shared_ptr<const LoadedModel> LoadedModel::from(WanModel model, std::string name, std::optional<TextEncoder> encoder,
-                                                     std::shared_ptr<const WanVaeDecoderWeights> vae) {
+                                                     std::shared_ptr<const WanVaeDecoderWeights> vae,
+                                                     std::shared_ptr<const TaehvDecoderWeights> tiny_decoder) {
   std::shared_ptr<LoadedModel> out(new LoadedModel());
   out->model_ = std::make_unique<WanModel>(std::move(model));
   out->encoder_ = std::move(encoder);
@@ -90,15 +105,33 @@ std::shared_ptr<const LoadedModel> LoadedModel::from(WanModel model, std::string
                  out->name_ << ": the VAE decodes " << vae->config.z_dim << " latent channels, the DiT outputs " << out->config().out_dim);
     out->vae_ = std::move(vae);
   }
+  if (tiny_decoder) {
+    FASTAR_CHECK(tiny_decoder->config.latent_channels == out->config().out_dim,
+                 out->name_ << ": the tiny decoder takes " << tiny_decoder->config.latent_channels << " latent channels, the DiT outputs "
+                            << out->config().out_dim);
+    out->tiny_decoder_ = std::move(tiny_decoder);
+  }
   return out;
 }
 
-Tensor LoadedModel::encode_prompt(const std::string& text) const {
+LoadedModel::~LoadedModel() = default;
+
+Tensor LoadedModel::encode_prompt(const std::string& text, Device device) const {
   if (encoder_) return encoder_->encode(text);
   FASTAR_CHECK(umt5_, "a text prompt needs a text encoder: the model's own (a 'text_encoder' section in config.json) or umT5 "
                       "beside the DiT (original Wan2.1 folder: models_t5_umt5-xxl-enc-bf16.safetensors + google/umt5-xxl/; "
                       "diffusers: text_encoder/ + tokenizer/); "
                           << name_ << " has neither: add one, or pass the prompt as an embedding (--prompt-embeds FILE)");
+  if (device == Device::CUDA) {
+    const Umt5Tokens tokens = umt5_->tokenize(text);
+    GpuTextEncoder* gpu = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(gpu_umt5_mutex_);
+      if (!gpu_umt5_) gpu_umt5_ = make_gpu_umt5(umt5_->encoder());
+      gpu = gpu_umt5_.get();
+    }
+    return pad_prompt(gpu->encode(tokens.ids, tokens.length), umt5_->encoder().source());
+  }
   return pad_prompt(umt5_->encode(text), umt5_->encoder().source());
 }
 

@@ -8,6 +8,7 @@
 #include "fastar/core/error.h"
 #include "fastar/rollout/latent_preview.h"
 #include "fastar/rollout/video_frame.h"
+#include "fastar/session/chunk_decoder.h"
 #include "fastar/session/session_backend.h"
 #include "fastar/world/actions.h"
 
@@ -48,14 +49,21 @@ Session::Session(std::shared_ptr<const LoadedModel> model, SessionOptions option
   } else {
     spec_ = resolve_policy(options_.policy, options_.policy_options, c, rc.schedule.timesteps(), options_.device, who);
   }
-  FASTAR_CHECK(options_.decoder == "auto" || options_.decoder == "wan" || options_.decoder == "latents",
-               who << ": unknown --decoder '" << options_.decoder << "'; choose auto, wan or latents");
-  FASTAR_CHECK(options_.decoder != "wan" || model_->has_vae(),
+  const std::string& d = options_.decoder;
+  FASTAR_CHECK(d == "auto" || d == "wan" || d == "tiny" || d == "latents",
+               who << ": unknown --decoder '" << d << "'; choose auto, wan, tiny or latents");
+  FASTAR_CHECK(d != "wan" || model_->has_vae(),
                who << ": --decoder wan needs the Wan VAE beside the DiT (original Wan2.1 folder: Wan2.1_VAE.safetensors, made by "
                    << convert_wan_vae_command("Wan2.1_VAE.pth", "MODEL/Wan2.1_VAE.safetensors") << "; diffusers: vae/); "
                    << model_->name() << " has none");
-  if (options_.decoder == "auto") options_.decoder = model_->has_vae() ? "wan" : "latents";
-  if (options_.decoder == "wan") vae_ = std::make_unique<WanVaeStream>(model_->vae());
+  FASTAR_CHECK(d != "tiny" || model_->has_tiny_decoder(),
+               who << ": --decoder tiny needs taew2_1.safetensors or lighttaew2_1.safetensors in the model folder (made by "
+                   << convert_taehv_command("taew2_1.pth", "MODEL/taew2_1.safetensors") << "); " << model_->name() << " has none");
+  // auto: the Wan VAE first (the reference), then the tiny decoder, else the latents themselves.
+  if (d == "auto") options_.decoder = model_->has_vae() ? "wan" : model_->has_tiny_decoder() ? "tiny" : "latents";
+  if (options_.decoder != "latents")
+    decoder_ = options_.device == Device::CUDA ? make_cuda_chunk_decoder(*model_, options_.decoder)
+                                               : make_cpu_chunk_decoder(*model_, options_.decoder);
   prompt_ = std::make_unique<WanPrompt>(model_->dit().prepare_prompt(prompt_context(prompt)));
   if (options_.device == Device::CUDA)
     backend_ = make_cuda_backend(*model_, spec_, rc, *prompt_, options_.frames, options_.fit_to_memory);
@@ -70,7 +78,7 @@ Session::~Session() = default;
 
 Tensor Session::prompt_context(const SessionPrompt& prompt) const {
   const WanConfig& c = model_->config();
-  if (prompt.is_text) return model_->encode_prompt(prompt.text);
+  if (prompt.is_text) return model_->encode_prompt(prompt.text, options_.device);
   if (prompt.embeds.defined()) return model_->pad_prompt(prompt.embeds, prompt.source.empty() ? "the prompt embedding" : prompt.source);
   return Tensor::zeros({c.text_len, c.text_dim});
 }
@@ -117,20 +125,30 @@ Chunk Session::next_chunk(const Tensor* actions, bool commit) {
   chunk.latent = backend_->next_chunk(actions, commit);
   const auto denoised = std::chrono::steady_clock::now();
   chunk.ms = std::chrono::duration<double, std::milli>(denoised - start).count();
-  if (vae_) {
-    const Tensor video = vae_->decode_chunk(chunk.latent);  // [1 + 4(T − 1) or 4T, 3, 8h, 8w] in [0, 1]
-    for (int64_t f = 0; f < video.size(0); ++f) chunk.frames.push_back(video_frame_to_rgb(video, f));
+  const bool want_device = options_.device_frames && options_.device == Device::CUDA;
+  if (decoder_) {
+    chunk.rgb = decoder_->decode(chunk.latent, want_device ? &chunk.device_rgb : nullptr);  // [1 + 4(T − 1) or 4T, 8h, 8w, 3]
+    const int64_t height = chunk.rgb.size(1), width = chunk.rgb.size(2), bytes = height * width * 3;
+    for (int64_t f = 0; f < chunk.rgb.size(0); ++f) {
+      RgbFrame frame;
+      frame.width = static_cast<int>(width);
+      frame.height = static_cast<int>(height);
+      frame.rgb.assign(chunk.rgb.data<uint8_t>() + f * bytes, chunk.rgb.data<uint8_t>() + (f + 1) * bytes);
+      chunk.frames.push_back(std::move(frame));
+    }
     chunk.decode_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - denoised).count();
   } else {
     for (int64_t f = 0; f < frames; ++f) chunk.frames.push_back(latent_frame_to_rgb(chunk.latent, f));
+    // The same frames packed [F, H, W, 3] (one buffer the Python package hands out).
+    const int64_t count = static_cast<int64_t>(chunk.frames.size());
+    chunk.rgb = Tensor::zeros({count, chunk.frames[0].height, chunk.frames[0].width, 3}, DType::U8);
+    for (int64_t f = 0; f < count; ++f) {
+      const RgbFrame& frame = chunk.frames[static_cast<size_t>(f)];
+      std::memcpy(chunk.rgb.data<uint8_t>() + static_cast<size_t>(f) * frame.rgb.size(), frame.rgb.data(), frame.rgb.size());
+    }
   }
-  // The same frames packed [F, H, W, 3] (one buffer the Python package hands out).
-  const int64_t count = static_cast<int64_t>(chunk.frames.size());
-  chunk.rgb = Tensor::zeros({count, chunk.frames[0].height, chunk.frames[0].width, 3}, DType::U8);
-  for (int64_t f = 0; f < count; ++f) {
-    const RgbFrame& frame = chunk.frames[static_cast<size_t>(f)];
-    std::memcpy(chunk.rgb.data<uint8_t>() + static_cast<size_t>(f) * frame.rgb.size(), frame.rgb.data(), frame.rgb.size());
-  }
+  if (want_device && !chunk.device_rgb.defined()) chunk.device_rgb = backend_->to_device(chunk.rgb);
+  const int64_t count = chunk.rgb.size(0);
   chunk.video_frame_start = video_frames_;
   video_frames_ += count;
   if (commit) keep(chunk.latent, chunk.frame_start, actions);
@@ -174,7 +192,7 @@ void Session::set_prompt(const SessionPrompt& prompt, PromptSwitch how) {
 void Session::reset(uint64_t seed) {
   backend_->restart(seed);
   kept_.clear();
-  if (vae_) vae_->reset();
+  if (decoder_) decoder_->reset();
   next_frame_ = chunks_ = video_frames_ = 0;
   ended_ = false;
   options_.seed = seed;
@@ -188,12 +206,12 @@ std::string Session::describe() const {
       << options_.latent_height << "x" << options_.latent_width << ", steps ";
   for (size_t i = 0; i < options_.steps.size(); ++i) out << (i ? "," : "") << options_.steps[i];
   out << ", shift " << options_.shift << ", seed " << options_.seed << "; decoder " << options_.decoder;
-  if (vae_) out << " (Wan VAE " << model_->folder().vae << ")";
+  if (decoder_) out << " (" << decoder_->describe() << ")";
   return out.str();
 }
 
 int64_t Session::video_frames_for(int64_t latent_frames) const {
-  return vae_ ? wan_vae_output_frames(0, latent_frames) : latent_frames;
+  return decoder_ ? decoder_->frames_for(latent_frames) : latent_frames;
 }
 
 MemoryStats Session::stats() const { return backend_->stats(); }

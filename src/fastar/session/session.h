@@ -53,10 +53,14 @@ struct SessionOptions {
   // failing; frame_capacity() then says where the stream ends (bench rollout's dense runs).
   bool fit_to_memory = false;
   std::string who = "fastar";          // the front end, in error messages ("fastar generate")
-  // How chunks become frames: "auto" (the Wan VAE when the model has one, else "latents"), "wan"
-  // (the Wan VAE, streaming: 1 + 4(T − 1) frames for the first chunk of T latents, 4T after),
+  // How chunks become frames: "auto" (the Wan VAE when the model has one, else the tiny decoder,
+  // else "latents"), "wan" (the Wan VAE, streaming: 1 + 4(T − 1) frames for the first chunk of T
+  // latents, 4T after), "tiny" (TAEHV / LightTAE: the same frame count; chunk_decoder.h),
   // "latents" (pixel models: their output; latent models: the latents' first three channels).
   std::string decoder = "auto";
+  // GPU sessions: Chunk::device_rgb holds the frames on the device too (the Python package's DLPack
+  // frames); the CLI and the server need only the host copy.
+  bool device_frames = false;
 };
 
 // The prompt of a session: words for a model with its own text encoder, or an embedding [rows,
@@ -81,19 +85,23 @@ struct Chunk {
   int64_t frame_start = 0;  // latent frame index of its first frame
   Tensor latent;            // the clean x₀ [out_dim, frames, H, W], fp32 on the host
   int64_t video_frame_start = 0;  // index of its first frame in the video (= frame_start without a decoder)
-  // Its frames as 8-bit RGB: decoded by the Wan VAE (SessionOptions::decoder; 1 + 4(T − 1) frames for
+  // Its frames as 8-bit RGB: decoded by the Wan VAE or the tiny decoder (SessionOptions::decoder; 1 + 4(T − 1) frames for
   // the first chunk, 4T after), else the frame itself for pixel-space models (the world model) or
   // the latent's first three channels.
   std::vector<RgbFrame> frames;
   // The same frames packed into one uint8 tensor [frames, height, width, 3] on the host: one buffer
   // that a front end can hand out without copying (the Python package's numpy array keeps it alive).
   Tensor rgb;
+  // With SessionOptions::device_frames on a GPU session: the same frames U8 [frames, height, width, 3]
+  // on the device, complete (synchronised) when next_chunk returns; else undefined.
+  Tensor device_rgb;
   double ms = 0;            // wall time of the chunk (all its DiT calls, the sampler, the download)
   double decode_ms = 0;     // wall time of the decoder on this chunk (0 without one)
   MemoryStats stats;        // the policy's memory and statistics after the chunk (stats())
 };
 
 class SessionBackend;  // session_backend.h
+class ChunkDecoder;    // chunk_decoder.h
 
 class Session {
  public:
@@ -126,7 +134,7 @@ class Session {
   const LoadedModel& model() const { return *model_; }
   const SessionOptions& options() const { return options_; }
   int64_t frames_generated() const { return next_frame_; }
-  // The decoder in use: "wan" or "latents" (SessionOptions::decoder resolved).
+  // The decoder in use: "wan", "tiny" or "latents" (SessionOptions::decoder resolved).
   const std::string& decoder() const { return options_.decoder; }
   // Video frames that the first `latent_frames` latent frames of a stream decode to.
   int64_t video_frames_for(int64_t latent_frames) const;
@@ -152,7 +160,7 @@ class Session {
   std::unique_ptr<WanPrompt> prompt_;
   std::unique_ptr<SessionBackend> backend_;
   std::deque<KeptChunk> kept_;  // clean latents the memory holds entries of (re-cache)
-  std::unique_ptr<WanVaeStream> vae_;  // decoder "wan": its causal cache spans the stream (reset() clears it)
+  std::unique_ptr<ChunkDecoder> decoder_;  // "wan" / "tiny": its causal state spans the stream (reset() clears it)
   int64_t next_frame_ = 0, chunks_ = 0, video_frames_ = 0;
   bool ended_ = false;          // a chunk without its clean pass was generated
 };

@@ -34,6 +34,8 @@ class SessionBackend {
   // Memory of the device in use now: the process's resident set on the CPU, the GPU's used bytes.
   virtual int64_t memory_in_use() const = 0;
   virtual bool supports_prompt_switch() const { return true; }
+  // A device copy of a host tensor, complete on return (GPU backends; the CPU's has no device).
+  virtual Tensor to_device(const Tensor& host) const;
 };
 
 std::unique_ptr<SessionBackend> make_cpu_backend(const LoadedModel& model, const PolicySpec& spec, const RolloutConfig& config,

@@ -113,6 +113,10 @@ class CpuRollingForcingBackend : public SessionBackend {
 
 }  // namespace
 
+Tensor SessionBackend::to_device(const Tensor&) const {
+  FASTAR_FAIL("this session runs on the CPU: its frames have no device copy (device_frames needs --device cuda)");
+}
+
 std::unique_ptr<SessionBackend> make_cpu_backend(const LoadedModel& model, const PolicySpec& spec, const RolloutConfig& config,
                                                  const WanPrompt& prompt, const std::string& schedule, int64_t frames) {
   if (schedule == "rolling-forcing") return std::make_unique<CpuRollingForcingBackend>(model, config, prompt, frames);

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "fastar/core/error.h"
+#include "fastar/kernels/cuda/device_memory.h"
 #include "fastar/model/cuda/wan_dit_cuda.h"
 #include "fastar/rollout/cuda/self_forcing_cuda.h"
 #include "fastar/session/cuda/cuda_policy_factories.h"
@@ -82,6 +83,7 @@ class CudaSelfForcingBackend : public SessionBackend {
     FASTAR_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess, "cudaMemGetInfo failed");
     return static_cast<int64_t>(total_bytes - free_bytes);
   }
+  Tensor to_device(const Tensor& host) const override { return cuda::to_device(host); }  // a synchronous copy
   int64_t frame_capacity() const override { return capacity_frames_ >= 0 ? capacity_frames_ * model_.config().patch_t : -1; }
 
  private:
