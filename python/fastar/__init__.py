@@ -6,12 +6,13 @@
         s.set_actions("RRRUUU")                 # one action per frame: . U D L R
         for chunk in s:
             chunk.frames                        # numpy.uint8 [F, H, W, 3], no copy
+                                                # (device="cuda": a DLPack array on the GPU)
 
 The engine is C++ (fastar::Session, docs/session.md); this package is a thin front end over it
 (docs/python.md).
 """
 
-from fastar._fastar import Chunk, live_sessions, policy_options
+from fastar._fastar import Chunk, cuda_available, live_sessions, policy_options
 from fastar._model import Model, default_model_path, load
 from fastar._stream import Stream
 from fastar import world
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Chunk",
+    "cuda_available",
     "Model",
     "Stream",
     "default_model_path",

@@ -46,8 +46,10 @@ class Chunk:
         """bytes, cached_frames, kv_density, merges, density, recall, cross_density, cross_recall
         (None where the policy has no such statistic)."""
     @property
-    def frames(self) -> npt.NDArray[np.uint8]:
-        """[frames, height, width, 3] RGB over the engine's buffer (no copy; the array keeps it alive)."""
+    def frames(self) -> Any:
+        """[frames, height, width, 3] uint8 RGB over the engine's buffer (no copy; the array keeps it alive):
+        a numpy array for a CPU stream; for a GPU stream a DLPack array on the device
+        (``torch.from_dlpack(chunk.frames)``), complete when the chunk is returned."""
     @property
     def latent(self) -> npt.NDArray[np.float32]:
         """[channels, frames, height, width], the clean latent x0 (no copy)."""
@@ -101,4 +103,5 @@ def policy_options() -> List[str]:
     """The names of the policy options (the CLI's --name without dashes)."""
 
 def is_policy_option(name: str) -> bool: ...
+def cuda_available() -> bool: ...
 def render_world(prompt: str, actions: str, seed: int, frames: int) -> npt.NDArray[np.uint8]: ...

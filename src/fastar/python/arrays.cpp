@@ -4,6 +4,10 @@
 
 #include <vector>
 
+#ifdef FASTAR_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
 #include "fastar/core/error.h"
 
 namespace nb = nanobind;
@@ -35,6 +39,22 @@ nb::object numpy_view(const Tensor& tensor) {
   const std::vector<int64_t> strides(tensor.strides().begin(), tensor.strides().end());
   nb::ndarray<nb::numpy> array(owner->raw_data(), shape.size(), shape.data(), keep_alive, strides.data(),
                                dlpack_dtype(tensor.dtype()));
+  return array.cast();
+}
+
+nb::object dlpack_view(const Tensor& tensor) {
+  FASTAR_ASSERT(tensor.defined() && tensor.device() == Device::CUDA, "dlpack_view needs a device tensor");
+  int device_id = 0;
+#ifdef FASTAR_HAVE_CUDA
+  // The storage lives on the device that was current when it was allocated: this process's one.
+  FASTAR_CHECK(cudaGetDevice(&device_id) == cudaSuccess, "fastar (Python): no current CUDA device");
+#endif
+  auto* owner = new Tensor(tensor);
+  nb::capsule keep_alive(owner, [](void* p) noexcept { delete static_cast<Tensor*>(p); });
+  std::vector<size_t> shape(tensor.shape().begin(), tensor.shape().end());
+  const std::vector<int64_t> strides(tensor.strides().begin(), tensor.strides().end());
+  nb::ndarray<> array(owner->raw_data(), shape.size(), shape.data(), keep_alive, strides.data(), dlpack_dtype(tensor.dtype()),
+                      nb::device::cuda::value, device_id);
   return array.cast();
 }
 

@@ -13,4 +13,9 @@ namespace fastar::python {
 // copied into a capsule that the array keeps alive.
 nanobind::object numpy_view(const Tensor& tensor);
 
+// A GPU tensor as a DLPack array (nanobind's nb_ndarray: __dlpack__ / __dlpack_device__, so
+// torch.from_dlpack, cupy.from_dlpack and jax.dlpack take it without a copy), sharing its storage
+// like numpy_view. The tensor must be complete (its stream synchronised) before it is handed out.
+nanobind::object dlpack_view(const Tensor& tensor);
+
 }  // namespace fastar::python

@@ -65,9 +65,11 @@ PyChunk to_python(const Chunk& chunk) {
   out.frame_count = static_cast<int64_t>(chunk.frames.size());
   out.ms = chunk.ms;
   out.stats = stats_dict(chunk.stats);
-  out.frames = numpy_view(chunk.rgb);
+  // A GPU session's frames stay on the device (DLPack); a CPU session's are a numpy array.
+  const Tensor& frames = chunk.device_rgb.defined() ? chunk.device_rgb : chunk.rgb;
+  out.frames = chunk.device_rgb.defined() ? dlpack_view(frames) : numpy_view(frames);
   out.latent = numpy_view(chunk.latent);
-  out.frames_address = reinterpret_cast<uintptr_t>(chunk.rgb.raw_data());
+  out.frames_address = reinterpret_cast<uintptr_t>(frames.raw_data());
   return out;
 }
 
@@ -89,6 +91,7 @@ class PySession {
     o.schedule = std::move(schedule);
     o.steps = std::move(steps);
     o.who = "fastar";
+    o.device_frames = o.device == Device::CUDA;  // chunk.frames on the GPU (DLPack)
     const SessionPrompt p = prompt ? SessionPrompt::from_text(*prompt) : SessionPrompt::none();
     nb::gil_scoped_release unlocked;
     use_threads();
@@ -167,11 +170,14 @@ void bind_session(nb::module_& m) {
       .def_ro("ms", &PyChunk::ms, "Wall time of the chunk in milliseconds.")
       .def_prop_ro("stats", [](const PyChunk& c) { return c.stats; }, "The policy's memory and statistics after the chunk.")
       .def_prop_ro("frames", [](const PyChunk& c) { return c.frames; },
-                   "numpy.uint8 [frames, height, width, 3]: the chunk's RGB frames, over the engine's buffer (no copy).")
+                   "The chunk's RGB frames uint8 [frames, height, width, 3] over the engine's buffer (no copy): a numpy "
+                   "array on the CPU; on the GPU a DLPack array on the device (torch.from_dlpack(chunk.frames)), complete "
+                   "when the chunk is returned.")
       .def_prop_ro("latent", [](const PyChunk& c) { return c.latent; },
                    "numpy.float32 [channels, frames, height, width]: the clean latent x0 (no copy).")
       .def_ro("frames_address", &PyChunk::frames_address,
-              "Address of the engine's frame buffer (the C++ Chunk::rgb) that `frames` points into.")
+              "Address of the engine's frame buffer that `frames` points into (the C++ Chunk::rgb; on the GPU "
+              "Chunk::device_rgb, a device address).")
       .def("__len__", [](const PyChunk& c) { return c.frame_count; })
       .def("__repr__", [](const PyChunk& c) {
         return "Chunk(index=" + std::to_string(c.index) + ", frame_start=" + std::to_string(c.frame_start) + ", frames=" +
@@ -199,6 +205,16 @@ void bind_session(nb::module_& m) {
       .def_prop_ro("frame_capacity", [](PySession& s) { return s.query([](Session& x) { return x.frame_capacity(); }); })
       .def_prop_ro("memory_in_use", [](PySession& s) { return s.query([](Session& x) { return x.memory_in_use(); }); });
 
+  m.def(
+      "cuda_available",
+      [] {
+#ifdef FASTAR_HAVE_CUDA
+        return true;
+#else
+        return false;
+#endif
+      },
+      "True when this build has the CUDA backend (device=\"cuda\"); whether a GPU is present is another matter.");
   m.def("live_sessions", [] { return live_sessions.load(); }, "Sessions alive in this process (open, not yet freed).");
   m.def("policy_options", [] {
     std::vector<std::string> names;
