@@ -1,8 +1,10 @@
 // GPU check of the Wan2.1 VAE decoder (pipeline-spec.md §2) and its cuDNN convolutions (run by hand
 // or from tools/device_check.sh; never in CI):
 //   1. ConvRunner (kernels/cuda/cudnn_conv.h) against cpu::conv3d_channels_last over kernel shapes
-//      (kernel_t 1/3, kernel_hw 1/2/3), bias / residual / ReLU on and off, odd sizes, with cuDNN's fused
-//      epilogue and with fastar's separate one; negative control: a time-reversed kernel must fail.
+//      (kernel_t 1/3, kernel_hw 1/2/3), bias / residual / ReLU on and off, odd sizes, on each path: the
+//      fastest (graph API allowed), the legacy API with cuDNN's fused epilogue, the legacy API with
+//      fastar's separate one (and cuBLASLt for the pointwise shapes); negative control: a time-reversed
+//      kernel must fail.
 //   2. CudaWanVaeStream against the CPU WanVaeStream (fp32) on the narrow golden topology (base_dim 8,
 //      tests/model/golden/wan_vae_tiny_original.safetensors, and random weights at another frame size),
 //      chunked {whole, 1+2+3, 1+1+…, 3+3} with latents_per_pass 1 and 0; the uint8 frames of
@@ -45,9 +47,12 @@ namespace {
 // epilogue runs separately: conv output, then + bias + residual). 1% of max |ref| is 2.5× that.
 constexpr double kConvTolerance = 1e-2;  // max |gpu − cpu| / max |cpu|
 // The whole decoder, bf16 weights and activations (the residual stream too) against fp32 through
-// ~30 layers with random weights. The DiT's check allows 3% for its bf16 forward; the VAE's error is
-// measured by this program (printed on every line) — see the report for the values seen on an H200.
-constexpr double kDecoderTolerance = 3e-2;  // max |gpu − cpu| / max |cpu|
+// ~30 layers with random weights; both norms of the error are gated. Measured on an H200 (cuDNN 9.19,
+// both test decoders, all chunkings, latents_per_pass 1 and 0): max 0.017–0.024, rms 0.013–0.015; the
+// error moves with cuDNN's algorithm choice (summation order), hence 2× room on the max and on the rms.
+// A decoder that loses its cached contexts is off by > 1 on both (the negative controls below).
+constexpr double kDecoderTolerance = 5e-2;     // max |gpu − cpu| / max |cpu|
+constexpr double kDecoderRmsTolerance = 3e-2;  // ‖gpu − cpu‖₂ / ‖cpu‖₂
 
 int failures = 0;
 
@@ -75,11 +80,19 @@ ErrorStats compare(const float* a, const float* b, int64_t n) {
   return {max_diff / std::max(max_ref, 1e-30), std::sqrt(sq_diff / std::max(sq_ref, 1e-30)), finite};
 }
 
-std::string describe(const ErrorStats& e, double tol) {
-  char text[160];
-  std::snprintf(text, sizeof text, "max rel err %.3g (tol %.3g), rms rel err %.3g%s", e.max_rel, tol, e.rms_rel,
-                e.finite ? "" : ", NON-FINITE");
+std::string describe(const ErrorStats& e, double tol, double rms_tol = 0) {
+  char text[200];
+  if (rms_tol > 0)
+    std::snprintf(text, sizeof text, "max rel err %.3g (tol %.3g), rms rel err %.3g (tol %.3g)%s", e.max_rel, tol,
+                  e.rms_rel, rms_tol, e.finite ? "" : ", NON-FINITE");
+  else
+    std::snprintf(text, sizeof text, "max rel err %.3g (tol %.3g), rms rel err %.3g%s", e.max_rel, tol, e.rms_rel,
+                  e.finite ? "" : ", NON-FINITE");
   return text;
+}
+
+bool within_decoder_tolerance(const ErrorStats& e) {
+  return e.finite && e.max_rel <= kDecoderTolerance && e.rms_rel <= kDecoderRmsTolerance;
 }
 
 std::vector<float> random_bf16_values(int64_t n, float scale, std::mt19937_64& rng) {
@@ -272,7 +285,7 @@ void check_decoder(const std::string& label, std::shared_ptr<const WanVaeDecoder
         continue;
       }
       const ErrorStats e = compare(got.data<float>(), expected.data<float>(), got.numel());
-      report(e.finite && e.max_rel <= kDecoderTolerance, what, describe(e, kDecoderTolerance));
+      report(within_decoder_tolerance(e), what, describe(e, kDecoderTolerance, kDecoderRmsTolerance));
     }
     // The stream's bookkeeping against the CPU's after the same clip.
     report(gpu.latents_decoded() == cpu.latents_decoded() && gpu.frames_decoded() == cpu.frames_decoded() &&
@@ -307,13 +320,14 @@ void check_decoder(const std::string& label, std::shared_ptr<const WanVaeDecoder
         b.push_back(expected.data<float>()[c * total * HW + i]);
       }
     const ErrorStats e = compare(a.data(), b.data(), static_cast<int64_t>(a.size()));
-    report(e.max_rel > kDecoderTolerance, label + " last chunk after another history (must differ)",
-           describe(e, kDecoderTolerance));
+    report(e.max_rel > kDecoderTolerance && e.rms_rel > kDecoderRmsTolerance,
+           label + " last chunk after another history (must differ)",
+           describe(e, kDecoderTolerance, kDecoderRmsTolerance));
   }
 
   // decode_chunk: denormalisation on the GPU and the uint8 frames, against the CPU's [0, 1] frames
-  // rounded by video_frame_to_rgb. Allowed: the decoder tolerance in 8-bit steps (the [−1, 1] output
-  // maps to 255/2 steps per unit) plus 1 for the rounding boundary.
+  // rounded by video_frame_to_rgb. Allowed: the decoder's max tolerance in 8-bit steps (the [−1, 1]
+  // output maps to 255/2 steps per unit) plus 1 for the rounding boundary; measured max 7, mean 0.7.
   {
     WanVaeStream cpu_frames(weights);
     cuda::CudaWanVaeStream gpu(weights, stream);
