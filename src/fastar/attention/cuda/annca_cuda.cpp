@@ -11,13 +11,7 @@
 #include "fastar/kernels/cuda/device_memory.h"
 #include "fastar/kernels/cuda/flash_attention.h"
 #include "fastar/model/cuda/cuda_memory.h"
-
-#define FASTAR_ANNCA_CUDA_OK(call)                                                                  \
-  do {                                                                                              \
-    const cudaError_t fastar_annca_status_ = (call);                                                \
-    FASTAR_CHECK(fastar_annca_status_ == cudaSuccess,                                               \
-                 "annca (GPU): " #call " failed: " << cudaGetErrorString(fastar_annca_status_));    \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 
@@ -55,7 +49,7 @@ CudaAnnCrossAttention::CudaAnnCrossAttention(int64_t layers, int64_t heads, int6
   query_codes_ = static_cast<uint32_t*>(alloc(tables * heads * max_tokens_ * 4));
   occupancy_ = static_cast<uint32_t*>(alloc(max_frames_ * heads * tables * kAnnCaOccupancyWords * 4));
   counters_ = static_cast<unsigned long long*>(alloc(layers * 2 * 8));
-  FASTAR_ANNCA_CUDA_OK(cudaMemcpy(projections_, hasher_->projections(), static_cast<size_t>(tables * bits * head_dim * 4),
+  FASTAR_CUDA_CHECK(cudaMemcpy(projections_, hasher_->projections(), static_cast<size_t>(tables * bits * head_dim * 4),
                                   cudaMemcpyHostToDevice));
   sparse_frames_.assign(static_cast<size_t>(layers), 0);
   dense_frames_.assign(static_cast<size_t>(layers), 0);
@@ -65,7 +59,7 @@ CudaAnnCrossAttention::CudaAnnCrossAttention(int64_t layers, int64_t heads, int6
 
 void* CudaAnnCrossAttention::alloc(int64_t bytes) {
   buffers_.push_back(allocate_device(std::max<int64_t>(bytes, 256), kMemoryHint));
-  FASTAR_ANNCA_CUDA_OK(cudaMemset(buffers_.back()->data(), 0, static_cast<size_t>(buffers_.back()->nbytes())));
+  FASTAR_CUDA_CHECK(cudaMemset(buffers_.back()->data(), 0, static_cast<size_t>(buffers_.back()->nbytes())));
   return buffers_.back()->data();
 }
 
@@ -91,12 +85,12 @@ void CudaAnnCrossAttention::set_prompt(const WanPrompt& prompt) {
   FASTAR_CHECK(rows > 0, "annca (GPU): the prompt has no rows");
   const int64_t valid = std::clamp<int64_t>(prompt.valid_rows, 0, rows);
   // Earlier calls may still read the codes (and the bias buffer) that this replaces.
-  FASTAR_ANNCA_CUDA_OK(cudaDeviceSynchronize());
+  FASTAR_CUDA_CHECK(cudaDeviceSynchronize());
   if (rows > rows_capacity_) {  // prompt-sized buffers: grown here, never in attend()
     prompt_buffers_.clear();
     auto grow = [&](int64_t bytes) {
       prompt_buffers_.push_back(allocate_device(std::max<int64_t>(bytes, 256), kMemoryHint));
-      FASTAR_ANNCA_CUDA_OK(cudaMemset(prompt_buffers_.back()->data(), 0, static_cast<size_t>(prompt_buffers_.back()->nbytes())));
+      FASTAR_CUDA_CHECK(cudaMemset(prompt_buffers_.back()->data(), 0, static_cast<size_t>(prompt_buffers_.back()->nbytes())));
       return prompt_buffers_.back()->data();
     };
     key_codes_ = static_cast<uint32_t*>(grow(layers_ * heads_ * rows * tables * 4));
@@ -124,7 +118,7 @@ void CudaAnnCrossAttention::set_prompt(const WanPrompt& prompt) {
     padding_sink_[static_cast<size_t>(layer)] =
         options_.padding_sink && annca_padding_identical(k, vf.data<float>(), rows, valid, d) ? 1 : 0;
   }
-  FASTAR_ANNCA_CUDA_OK(cudaMemcpy(key_codes_, codes.data(), codes.size() * 4, cudaMemcpyHostToDevice));
+  FASTAR_CUDA_CHECK(cudaMemcpy(key_codes_, codes.data(), codes.size() * 4, cudaMemcpyHostToDevice));
   prompt_rows_ = rows;
   valid_rows_ = valid;
   has_prompt_ = true;
@@ -173,7 +167,7 @@ void CudaAnnCrossAttention::attend(int64_t layer, const __nv_bfloat16* q, const 
     }
   auto dense = [&](int64_t f0, int64_t frames) {  // frames [f0, f0 + frames) over every prompt row
     AttentionParams p = packed_attention_params(q + f0 * tpf * d, k, v, out + f0 * tpf * d, frames * tpf, rows, heads_, hd);
-    FASTAR_ANNCA_CUDA_OK(attention_forward_bf16(p, stream));
+    FASTAR_CUDA_CHECK(attention_forward_bf16(p, stream));
   };
   if (first < 0) {
     dense(0, call_frames_);
@@ -184,7 +178,7 @@ void CudaAnnCrossAttention::attend(int64_t layer, const __nv_bfloat16* q, const 
   // the occupied buckets, the key bias (+ the density counters of the sparse frames).
   const int64_t span = last - first + 1;
   for (int64_t t = 0; t < tables; ++t)
-    FASTAR_ANNCA_CUDA_OK(ann_lsh_labels_bf16(q + first * tpf * d, span * tpf, heads_, hd, d, hd,
+    FASTAR_CUDA_CHECK(ann_lsh_labels_bf16(q + first * tpf * d, span * tpf, heads_, hd, d, hd,
                                              projections_ + t * bits * hd, 0, bits, nullptr, 0, 0,
                                              query_codes_ + t * heads_ * max_tokens_, max_tokens_, stream));
   AnnCaOccupancyArgs oa;
@@ -197,7 +191,7 @@ void CudaAnnCrossAttention::attend(int64_t layer, const __nv_bfloat16* q, const 
   oa.tables = static_cast<int>(tables);
   oa.bits = bits;
   oa.occupancy = occupancy_;
-  FASTAR_ANNCA_CUDA_OK(annca_occupancy(oa, stream));
+  FASTAR_CUDA_CHECK(annca_occupancy(oa, stream));
   AnnCaKeyBiasArgs ba;
   ba.occupancy = occupancy_;
   ba.key_codes = key_codes_ + layer * heads_ * rows_capacity_ * tables;
@@ -217,7 +211,7 @@ void CudaAnnCrossAttention::attend(int64_t layer, const __nv_bfloat16* q, const 
   ba.counters = counters_ + 2 * layer;
   for (int64_t f = first; f <= last; ++f)
     if (frame_is_sparse(layer, f)) ba.counted_frames |= uint64_t{1} << (f - first);
-  FASTAR_ANNCA_CUDA_OK(annca_key_bias(ba, stream));
+  FASTAR_CUDA_CHECK(annca_key_bias(ba, stream));
 
   // Attention: runs of dense frames at once, each sparse frame over the prompt rows with its key bias.
   // Rows past valid (+ the sink row) have bias −inf in every frame and head, so the sparse launches stop
@@ -234,7 +228,7 @@ void CudaAnnCrossAttention::attend(int64_t layer, const __nv_bfloat16* q, const 
     AttentionParams p = packed_attention_params(q + f * tpf * d, k, v, out + f * tpf * d, tpf, sparse_kv, heads_, hd);
     p.key_bias = bias_ + (f - first) * ba.bias_frame_stride;
     p.key_bias_head_stride = rows_capacity_;
-    FASTAR_ANNCA_CUDA_OK(attention_forward_bf16(p, stream));
+    FASTAR_CUDA_CHECK(attention_forward_bf16(p, stream));
     ++f;
   }
 }

@@ -9,13 +9,7 @@
 #include "fastar/kernels/cuda/ann_bucket_ops.h"
 #include "fastar/kernels/cuda/device_memory.h"
 #include "fastar/kernels/cuda/flash_attention.h"
-
-#define FASTAR_ANNSA_CUDA_OK(call)                                                                  \
-  do {                                                                                              \
-    const cudaError_t fastar_annsa_status_ = (call);                                                \
-    FASTAR_CHECK(fastar_annsa_status_ == cudaSuccess,                                               \
-                 "annsa (GPU): " #call " failed: " << cudaGetErrorString(fastar_annsa_status_));    \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 
@@ -66,7 +60,7 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
                "annsa (GPU): too many rows for the stacked layout; " << kMemoryHint);
   auto alloc = [&](int64_t bytes) {
     buffers_.push_back(allocate_device(std::max<int64_t>(bytes, 256), kMemoryHint));
-    FASTAR_ANNSA_CUDA_OK(cudaMemset(buffers_.back()->data(), 0, static_cast<size_t>(buffers_.back()->nbytes())));
+    FASTAR_CUDA_CHECK(cudaMemset(buffers_.back()->data(), 0, static_cast<size_t>(buffers_.back()->nbytes())));
     return buffers_.back()->data();
   };
   const int64_t hd = head_dim;
@@ -99,14 +93,14 @@ CudaAnnSaMemory::CudaAnnSaMemory(std::unique_ptr<CudaCrossFrameMemory> inner, in
 
   // The CPU's projections (AnnSaMemory's hasher).
   const LshHasher hasher(annsa_lsh_params(options_, hd));
-  FASTAR_ANNSA_CUDA_OK(cudaMemcpy(projections_, hasher.projections(), static_cast<size_t>(options_.bits * hd * 4),
+  FASTAR_CUDA_CHECK(cudaMemcpy(projections_, hasher.projections(), static_cast<size_t>(options_.bits * hd * 4),
                                   cudaMemcpyHostToDevice));
   sparse_calls_.assign(static_cast<size_t>(layers), 0);
   dense_calls_.assign(static_cast<size_t>(layers), 0);
   version_ = next_memory_layout_version();
   seen_inner_version_ = inner_->layout_version();
   sort_cached_keys(nullptr);  // the cache as it is now (normally empty)
-  FASTAR_ANNSA_CUDA_OK(cudaStreamSynchronize(nullptr));
+  FASTAR_CUDA_CHECK(cudaStreamSynchronize(nullptr));
 }
 
 int64_t CudaAnnSaMemory::bytes() const {
@@ -186,10 +180,10 @@ void CudaAnnSaMemory::bucket_keys(const KeySource& src, int32_t* offsets, Sorted
                                   int64_t rows_pad, cudaStream_t stream) {
   const int nb = num_buckets_, nbt = nb + 1;
   const int64_t hd = head_dim_;
-  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(src.k, src.rows, heads_, hd, src.row_stride, hd, projections_, 0, options_.bits,
+  FASTAR_CUDA_CHECK(ann_lsh_labels_bf16(src.k, src.rows, heads_, hd, src.row_stride, hd, projections_, 0, options_.bits,
                                            src.bias, src.bias_head_stride, static_cast<uint32_t>(nb), k_labels_,
                                            max_key_rows_, stream));
-  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(k_labels_, max_key_rows_, src.rows, heads_, nbt, k_order_, max_key_rows_, offsets, stream));
+  FASTAR_CUDA_CHECK(ann_bucket_sort(k_labels_, max_key_rows_, src.rows, heads_, nbt, k_order_, max_key_rows_, offsets, stream));
   AnnGatherArgs gk;
   gk.src[0] = src.k;
   gk.src[1] = src.v;
@@ -209,7 +203,7 @@ void CudaAnnSaMemory::bucket_keys(const KeySource& src, int32_t* offsets, Sorted
   gk.heads = heads_;
   gk.head_dim = hd;
   gk.dst_head_stride = dst.head_rows;
-  FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gk, stream));
+  FASTAR_CUDA_CHECK(ann_gather_rows_bf16(gk, stream));
 }
 
 void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat16* out, cudaStream_t stream,
@@ -232,11 +226,11 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   if (own_dense) {  // the chunk over its own keys, all heads → out, lse → own_lse_ [heads, n]
     AttentionParams p = packed_attention_params(q, inner_->chunk_k(layer), inner_->chunk_v(layer), out, n, n, heads_, hd);
     p.lse = own_lse_;
-    FASTAR_ANNSA_CUDA_OK(attention_forward_bf16(p, stream));
+    FASTAR_CUDA_CHECK(attention_forward_bf16(p, stream));
   }
-  FASTAR_ANNSA_CUDA_OK(ann_lsh_labels_bf16(q, n, heads_, hd, d, hd, projections_, 0, options_.bits, nullptr, 0,
+  FASTAR_CUDA_CHECK(ann_lsh_labels_bf16(q, n, heads_, hd, d, hd, projections_, 0, options_.bits, nullptr, 0,
                                            static_cast<uint32_t>(nb), q_labels_, max_call_tokens_, stream));
-  FASTAR_ANNSA_CUDA_OK(ann_bucket_sort(q_labels_, max_call_tokens_, n, heads_, nbt, q_order_, max_call_tokens_, q_offsets_, stream));
+  FASTAR_CUDA_CHECK(ann_bucket_sort(q_labels_, max_call_tokens_, n, heads_, nbt, q_order_, max_call_tokens_, q_offsets_, stream));
   AnnGatherArgs gq;
   gq.src[0] = q;
   gq.dst[0] = q_sorted_;
@@ -248,7 +242,7 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   gq.rows_pad = q_pad;
   gq.heads = heads_;
   gq.head_dim = hd;
-  FASTAR_ANNSA_CUDA_OK(ann_gather_rows_bf16(gq, stream));
+  FASTAR_CUDA_CHECK(ann_gather_rows_bf16(gq, stream));
   // The keys in bucket order: the layer's copy of its cache sorted at the last commit, and (own keys
   // bucketed) the call's own keys sorted now into the copy's second segment.
   SortedKeys& sk = sorted_[static_cast<size_t>(layer)];
@@ -273,7 +267,7 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   plan.counters = counters_ + 2 * layer;
   plan.extra_pairs_per_head = own_dense ? n * n : 0;
   plan.extra_keys_per_head = own_dense ? n : 0;
-  FASTAR_ANNSA_CUDA_OK(ann_block_plan(plan, stream));
+  FASTAR_CUDA_CHECK(ann_block_plan(plan, stream));
 
   // One block-sparse launch over the stacked heads: one "head" of heads·q_pad queries and heads·head_rows keys.
   AttentionParams p;
@@ -294,7 +288,7 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   p.block_index = block_index_;
   p.block_q = bq;
   p.block_k = bk;
-  FASTAR_ANNSA_CUDA_OK(attention_forward_bf16(p, stream));
+  FASTAR_CUDA_CHECK(attention_forward_bf16(p, stream));
 
   AnnScatterArgs s;
   s.sorted_o = o_sorted_;
@@ -310,7 +304,7 @@ void CudaAnnSaMemory::attend(int64_t layer, const __nv_bfloat16* q, __nv_bfloat1
   s.rows_pad = q_pad;
   s.heads = heads_;
   s.head_dim = hd;
-  FASTAR_ANNSA_CUDA_OK(ann_scatter_merge_bf16(s, stream));
+  FASTAR_CUDA_CHECK(ann_scatter_merge_bf16(s, stream));
 }
 
 SparseStats CudaAnnSaMemory::stats() const { return sparse_stats_from_device(counters_, sparse_calls_, dense_calls_); }

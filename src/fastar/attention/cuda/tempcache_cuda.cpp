@@ -8,13 +8,7 @@
 #include "fastar/core/dtype.h"
 #include "fastar/core/error.h"
 #include "fastar/kernels/cuda/device_memory.h"
-
-#define FASTAR_TEMPCACHE_CUDA_CHECK(call)                                                              \
-  do {                                                                                                 \
-    const cudaError_t fastar_tc_status_ = (call);                                                      \
-    FASTAR_CHECK(fastar_tc_status_ == cudaSuccess,                                                     \
-                 "tempcache (GPU): " #call " failed: " << cudaGetErrorString(fastar_tc_status_));     \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 
@@ -36,7 +30,7 @@ int64_t CudaTempCacheScratch::bytes() const {
 
 std::shared_ptr<Storage> CudaTempCacheLayer::alloc(int64_t bytes) {
   auto storage = allocate_device(std::max<int64_t>(bytes, 256), kMemoryHint);
-  FASTAR_TEMPCACHE_CUDA_CHECK(cudaMemset(storage->data(), 0, static_cast<size_t>(storage->nbytes())));
+  FASTAR_CUDA_CHECK(cudaMemset(storage->data(), 0, static_cast<size_t>(storage->nbytes())));
   return storage;
 }
 
@@ -87,7 +81,7 @@ CudaTempCacheLayer::CudaTempCacheLayer(int64_t heads, int64_t head_dim, int64_t 
     const LshHasher hasher(lsh);  // the CPU's projections, so codes match TempCacheMemory's
     const int64_t count = tables * options_.lsh_bits * d;
     projections_ = alloc(count * 4);
-    FASTAR_TEMPCACHE_CUDA_CHECK(
+    FASTAR_CUDA_CHECK(
         cudaMemcpy(projections_->data(), hasher.projections(), static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice));
   } else {
     q8_ = alloc(h * r * d);
@@ -113,8 +107,8 @@ CudaTempCacheLayer::CudaTempCacheLayer(int64_t heads, int64_t head_dim, int64_t 
   // Bias: −inf everywhere but the first staged chunk (rows [0, chunk)).
   p = params();
   p.staged_tokens = chunk_tokens_;
-  FASTAR_TEMPCACHE_CUDA_CHECK(tempcache_finalize(p, nullptr));
-  FASTAR_TEMPCACHE_CUDA_CHECK(cudaDeviceSynchronize());
+  FASTAR_CUDA_CHECK(tempcache_finalize(p, nullptr));
+  FASTAR_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 TempCacheMergeParams CudaTempCacheLayer::params() const {
@@ -181,9 +175,9 @@ void CudaTempCacheLayer::commit(int64_t frames, int64_t first_frame, cudaStream_
   const int64_t staged = frames * tokens_per_frame_;
   const size_t staged_bytes = static_cast<size_t>(staged * row_stride()) * 2;
   // The staged rows may be overwritten by appended representatives: merge from a copy.
-  FASTAR_TEMPCACHE_CUDA_CHECK(cudaMemcpyAsync(scratch_->chunk_k->data(), stage_k(), staged_bytes,
+  FASTAR_CUDA_CHECK(cudaMemcpyAsync(scratch_->chunk_k->data(), stage_k(), staged_bytes,
                                               cudaMemcpyDeviceToDevice, stream));
-  FASTAR_TEMPCACHE_CUDA_CHECK(cudaMemcpyAsync(scratch_->chunk_v->data(), stage_v(), staged_bytes,
+  FASTAR_CUDA_CHECK(cudaMemcpyAsync(scratch_->chunk_v->data(), stage_v(), staged_bytes,
                                               cudaMemcpyDeviceToDevice, stream));
   TempCacheMergeParams p = params();
   p.new_row_stride = row_stride();
@@ -195,21 +189,21 @@ void CudaTempCacheLayer::commit(int64_t frames, int64_t first_frame, cudaStream_
     p.new_v = static_cast<const uint16_t*>(scratch_->chunk_v->data()) + f * tokens_per_frame_ * row_stride();
     p.frame = static_cast<int32_t>(frame);
     p.sink_frame = frame < first_frame_ + options_.sink;
-    FASTAR_TEMPCACHE_CUDA_CHECK(tempcache_commit_frame(p, stream));
+    FASTAR_CUDA_CHECK(tempcache_commit_frame(p, stream));
   }
   const int64_t newest = first_frame + frames - 1;
   if (options_.window >= 0) {
     p.oldest_kept_frame = static_cast<int32_t>(std::max<int64_t>(newest - options_.window + 1, INT32_MIN));
-    FASTAR_TEMPCACHE_CUDA_CHECK(tempcache_evict_window(p, stream));
+    FASTAR_CUDA_CHECK(tempcache_evict_window(p, stream));
   }
   p.staged_tokens = chunk_tokens_;
-  FASTAR_TEMPCACHE_CUDA_CHECK(tempcache_finalize(p, stream));
+  FASTAR_CUDA_CHECK(tempcache_finalize(p, stream));
 
   // Statistics: one copy, then the capacity check.
   std::vector<char> host(static_cast<size_t>(stats_->nbytes()));
-  FASTAR_TEMPCACHE_CUDA_CHECK(
+  FASTAR_CUDA_CHECK(
       cudaMemcpyAsync(host.data(), stats_->data(), host.size(), cudaMemcpyDeviceToHost, stream));
-  FASTAR_TEMPCACHE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  FASTAR_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::memcpy(merges_.data(), host.data(), static_cast<size_t>(heads_) * 8);
   std::memcpy(evicted_.data(), host.data() + heads_ * 8, static_cast<size_t>(heads_) * 8);
   std::memcpy(counts_.data(), host.data() + heads_ * 16, static_cast<size_t>(heads_) * 4);
@@ -268,7 +262,7 @@ TempCacheHeadSnapshot CudaTempCacheLayer::download_head(int64_t head) const {
   const size_t pitch = static_cast<size_t>(row_stride()) * 2, width = static_cast<size_t>(d) * 2;
   auto rows = [&](const std::shared_ptr<Storage>& s, std::vector<uint16_t>* dst) {
     if (n == 0) return;
-    FASTAR_TEMPCACHE_CUDA_CHECK(cudaMemcpy2D(dst->data(), width, static_cast<const uint16_t*>(s->data()) + head * d,
+    FASTAR_CUDA_CHECK(cudaMemcpy2D(dst->data(), width, static_cast<const uint16_t*>(s->data()) + head * d,
                                              pitch, width, static_cast<size_t>(n), cudaMemcpyDeviceToHost));
   };
   rows(k_, &k);
@@ -286,7 +280,7 @@ TempCacheHeadSnapshot CudaTempCacheLayer::download_head(int64_t head) const {
     using T = typename std::remove_reference_t<decltype(*dst)>::value_type;
     dst->resize(static_cast<size_t>(count));
     if (count == 0) return;
-    FASTAR_TEMPCACHE_CUDA_CHECK(cudaMemcpy(dst->data(), static_cast<const T*>(s->data()) + head * rows_,
+    FASTAR_CUDA_CHECK(cudaMemcpy(dst->data(), static_cast<const T*>(s->data()) + head * rows_,
                                            static_cast<size_t>(count) * sizeof(T), cudaMemcpyDeviceToHost));
   };
   meta(count_, &out.counts, n);

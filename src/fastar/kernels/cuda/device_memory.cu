@@ -6,13 +6,7 @@
 #include <cstdio>
 
 #include "fastar/core/error.h"
-
-#define FASTAR_CUDA_CHECK(call)                                                                     \
-  do {                                                                                              \
-    cudaError_t fastar_cuda_status_ = (call);                                                       \
-    FASTAR_CHECK(fastar_cuda_status_ == cudaSuccess,                                                \
-                 "CUDA error in " #call ": " << cudaGetErrorString(fastar_cuda_status_));           \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 

@@ -8,13 +8,7 @@
 #include <limits>
 
 #include "fastar/core/error.h"
-
-#define FASTAR_OPS_LAUNCH_CHECK(name)                                                               \
-  do {                                                                                              \
-    cudaError_t fastar_cuda_status_ = cudaGetLastError();                                           \
-    FASTAR_CHECK(fastar_cuda_status_ == cudaSuccess,                                                \
-                 "CUDA error launching " name ": " << cudaGetErrorString(fastar_cuda_status_));     \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 
@@ -316,7 +310,7 @@ void adaln_modulate(__nv_bfloat16* out, const float* x, const float* shift, cons
   if (rows == 0 || dim == 0) return;
   adaln_modulate_kernel<<<static_cast<unsigned>(rows), row_threads(dim), 0, stream>>>(out, x, shift, scale, mod_stride,
                                                                                      tokens_per_frame, dim, eps);
-  FASTAR_OPS_LAUNCH_CHECK("adaln_modulate");
+  FASTAR_CUDA_LAUNCH_CHECK("adaln_modulate");
 }
 
 void layernorm(__nv_bfloat16* out, const float* x, const float* weight, const float* bias, int64_t rows, int64_t dim,
@@ -324,7 +318,7 @@ void layernorm(__nv_bfloat16* out, const float* x, const float* weight, const fl
   check_rows(rows, "layernorm");
   if (rows == 0 || dim == 0) return;
   layernorm_kernel<<<static_cast<unsigned>(rows), row_threads(dim), 0, stream>>>(out, x, weight, bias, dim, eps);
-  FASTAR_OPS_LAUNCH_CHECK("layernorm");
+  FASTAR_CUDA_LAUNCH_CHECK("layernorm");
 }
 
 void rmsnorm_rope(__nv_bfloat16* x, int64_t row_stride, const float* weight, int64_t frames, int64_t height,
@@ -341,7 +335,7 @@ void rmsnorm_rope(__nv_bfloat16* x, int64_t row_stride, const float* weight, int
   FASTAR_CHECK(shared <= 48 * 1024, "rmsnorm_rope: head_dim " << head_dim << " too large");
   rmsnorm_rope_kernel<<<static_cast<unsigned>(rows), row_threads(heads * c), shared, stream>>>(
       x, row_stride, weight, height, width, frame_start, heads, head_dim, eps, apply_rope);
-  FASTAR_OPS_LAUNCH_CHECK("rmsnorm_rope");
+  FASTAR_CUDA_LAUNCH_CHECK("rmsnorm_rope");
 }
 
 void gated_residual_add(float* x, const __nv_bfloat16* y, const float* gate, int64_t gate_stride, int64_t frames,
@@ -358,7 +352,7 @@ void gated_residual_add(float* x, const __nv_bfloat16* y, const float* gate, int
     gated_residual_add_kernel<<<static_cast<unsigned>(rows), row_threads(dim), 0, stream>>>(x, y, gate, gate_stride,
                                                                                            tokens_per_frame, dim);
   }
-  FASTAR_OPS_LAUNCH_CHECK("gated_residual_add");
+  FASTAR_CUDA_LAUNCH_CHECK("gated_residual_add");
 }
 
 void timestep_mlp_input(float* out, const float* timesteps, int64_t n, int64_t dim, cudaStream_t stream) {
@@ -366,26 +360,26 @@ void timestep_mlp_input(float* out, const float* timesteps, int64_t n, int64_t d
   const int64_t total = n * (dim / 2);
   if (total <= 0) return;
   timestep_kernel<<<elementwise_blocks(total), kElementwiseThreads, 0, stream>>>(out, timesteps, n, dim / 2);
-  FASTAR_OPS_LAUNCH_CHECK("timestep_mlp_input");
+  FASTAR_CUDA_LAUNCH_CHECK("timestep_mlp_input");
 }
 
 void silu(float* x, int64_t n, cudaStream_t stream) {
   if (n <= 0) return;
   silu_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream>>>(x, n);
-  FASTAR_OPS_LAUNCH_CHECK("silu");
+  FASTAR_CUDA_LAUNCH_CHECK("silu");
 }
 
 void bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream) {
   if (n <= 0) return;
   bf16_to_f32_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream>>>(out, in, n);
-  FASTAR_OPS_LAUNCH_CHECK("bf16_to_f32");
+  FASTAR_CUDA_LAUNCH_CHECK("bf16_to_f32");
 }
 
 void add_rows(float* out, const float* table, const float* rows, int64_t n_rows, int64_t width, cudaStream_t stream) {
   const int64_t total = n_rows * width;
   if (total <= 0) return;
   add_rows_kernel<<<elementwise_blocks(total), kElementwiseThreads, 0, stream>>>(out, table, rows, n_rows, width);
-  FASTAR_OPS_LAUNCH_CHECK("add_rows");
+  FASTAR_CUDA_LAUNCH_CHECK("add_rows");
 }
 
 void patchify(__nv_bfloat16* tokens, const float* latent, int64_t channels, int64_t frames, int64_t height,
@@ -394,7 +388,7 @@ void patchify(__nv_bfloat16* tokens, const float* latent, int64_t channels, int6
   const int64_t total = g.tokens * g.features;
   if (total <= 0) return;
   patchify_kernel<<<elementwise_blocks(total), kElementwiseThreads, 0, stream>>>(tokens, latent, g);
-  FASTAR_OPS_LAUNCH_CHECK("patchify");
+  FASTAR_CUDA_LAUNCH_CHECK("patchify");
 }
 
 void unpatchify(float* latent, const __nv_bfloat16* tokens, int64_t channels, int64_t frames, int64_t height,
@@ -403,14 +397,14 @@ void unpatchify(float* latent, const __nv_bfloat16* tokens, int64_t channels, in
   const int64_t total = g.tokens * g.features;
   if (total <= 0) return;
   unpatchify_kernel<<<elementwise_blocks(total), kElementwiseThreads, 0, stream>>>(latent, tokens, g);
-  FASTAR_OPS_LAUNCH_CHECK("unpatchify");
+  FASTAR_CUDA_LAUNCH_CHECK("unpatchify");
 }
 
 void flow_step(float* x, float* x0, const float* v, const float* noise, float sigma, float next_sigma, int64_t n,
                cudaStream_t stream) {
   if (n <= 0) return;
   flow_step_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream>>>(x, x0, v, noise, sigma, next_sigma, n);
-  FASTAR_OPS_LAUNCH_CHECK("flow_step");
+  FASTAR_CUDA_LAUNCH_CHECK("flow_step");
 }
 
 }  // namespace fastar::cuda

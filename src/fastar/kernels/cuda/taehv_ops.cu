@@ -8,13 +8,7 @@
 #include <cstdint>
 
 #include "fastar/core/error.h"
-
-#define FASTAR_TAEHV_LAUNCH_CHECK(name)                                                             \
-  do {                                                                                              \
-    cudaError_t fastar_cuda_status_ = cudaGetLastError();                                           \
-    FASTAR_CHECK(fastar_cuda_status_ == cudaSuccess,                                                \
-                 "CUDA error launching " name ": " << cudaGetErrorString(fastar_cuda_status_));     \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 
@@ -157,7 +151,7 @@ void taehv_decoder_input(bf16* out, const void* latent, const TaehvInputParams& 
     a.std[c] = p.std[c];
   }
   decoder_input_kernel<<<grid_for(p.frames * a.pixels * p.padded_channels), kThreads, 0, stream>>>(out, latent, a);
-  FASTAR_TAEHV_LAUNCH_CHECK("taehv_decoder_input");
+  FASTAR_CUDA_LAUNCH_CHECK("taehv_decoder_input");
 }
 
 void taehv_memblock_concat(bf16* cat, const bf16* x, const bf16* state, int64_t frames, int64_t pixels,
@@ -168,7 +162,7 @@ void taehv_memblock_concat(bf16* cat, const bf16* x, const bf16* state, int64_t 
   memblock_concat_kernel<<<grid_for(frames * pixels * 2 * vectors), kThreads, 0, stream>>>(
       reinterpret_cast<uint4*>(cat), reinterpret_cast<const uint4*>(x), reinterpret_cast<const uint4*>(state), frames,
       pixels, vectors);
-  FASTAR_TAEHV_LAUNCH_CHECK("taehv_memblock_concat");
+  FASTAR_CUDA_LAUNCH_CHECK("taehv_memblock_concat");
 }
 
 void taehv_tgrow_upsample(bf16* out, const bf16* y, int64_t frames, int64_t height, int64_t width, int64_t channels,
@@ -180,7 +174,7 @@ void taehv_tgrow_upsample(bf16* out, const bf16* y, int64_t frames, int64_t heig
   const int64_t frames_out = stride * frames;
   tgrow_upsample_kernel<<<grid_for(frames_out * 4 * height * width * vectors), kThreads, 0, stream>>>(
       reinterpret_cast<uint4*>(out), reinterpret_cast<const uint4*>(y), frames_out, height, width, vectors, stride);
-  FASTAR_TAEHV_LAUNCH_CHECK("taehv_tgrow_upsample");
+  FASTAR_CUDA_LAUNCH_CHECK("taehv_tgrow_upsample");
 }
 
 void taehv_frames_to_rgb8(uint8_t* rgb, const bf16* raw, int64_t first_frame, int64_t frames, int64_t pixels,
@@ -191,7 +185,7 @@ void taehv_frames_to_rgb8(uint8_t* rgb, const bf16* raw, int64_t first_frame, in
   if (frames == 0) return;
   frames_to_rgb8_kernel<<<grid_for(frames * pixels), kThreads, 0, stream>>>(rgb, raw, first_frame, frames, pixels,
                                                                            raw_channels);
-  FASTAR_TAEHV_LAUNCH_CHECK("taehv_frames_to_rgb8");
+  FASTAR_CUDA_LAUNCH_CHECK("taehv_frames_to_rgb8");
 }
 
 void taehv_raw_to_planar(float* out, const bf16* raw, int64_t frames, int64_t pixels, int64_t raw_channels,
@@ -201,7 +195,7 @@ void taehv_raw_to_planar(float* out, const bf16* raw, int64_t frames, int64_t pi
                                        << pixels << " pixels");
   raw_to_planar_kernel<<<grid_for(frames * channels * pixels), kThreads, 0, stream>>>(out, raw, frames, pixels,
                                                                                      raw_channels, channels);
-  FASTAR_TAEHV_LAUNCH_CHECK("taehv_raw_to_planar");
+  FASTAR_CUDA_LAUNCH_CHECK("taehv_raw_to_planar");
 }
 
 }  // namespace fastar::cuda

@@ -10,13 +10,7 @@
 #include <cstdint>
 
 #include "fastar/core/error.h"
-
-#define FASTAR_VAE_LAUNCH_CHECK(name, shape)                                                                \
-  do {                                                                                                      \
-    cudaError_t fastar_cuda_status_ = cudaGetLastError();                                                   \
-    FASTAR_CHECK(fastar_cuda_status_ == cudaSuccess,                                                        \
-                 "CUDA error launching " name " (" << shape << "): " << cudaGetErrorString(fastar_cuda_status_)); \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 #define FASTAR_VAE_CUBLAS_CHECK(call, shape)                                                          \
   do {                                                                                                \
@@ -259,7 +253,7 @@ void latent_to_channels_last(__nv_bfloat16* out, const void* latent, DType dtype
       FASTAR_FAIL("latent_to_channels_last: the latent has dtype " << dtype_name(dtype)
                                                                    << "; give F32, BF16 or F16 on the device");
   }
-  FASTAR_VAE_LAUNCH_CHECK("latent_to_channels_last", channels << "x" << frames << "x" << hw);
+  FASTAR_CUDA_LAUNCH_CHECK("latent_to_channels_last" << " " << channels << "x" << frames << "x" << hw);
 }
 
 void channel_rms_norm_bf16(__nv_bfloat16* out, const __nv_bfloat16* in, const float* gamma, int64_t positions,
@@ -278,7 +272,7 @@ void channel_rms_norm_bf16(__nv_bfloat16* out, const __nv_bfloat16* in, const fl
     channel_rms_norm_kernel<8><<<blocks, kThreads, 0, stream>>>(out, in, gamma, positions, channels, group, scale, silu);
   else
     channel_rms_norm_kernel<1><<<blocks, kThreads, 0, stream>>>(out, in, gamma, positions, channels, group, scale, silu);
-  FASTAR_VAE_LAUNCH_CHECK("channel_rms_norm_bf16", positions << "x" << channels);
+  FASTAR_CUDA_LAUNCH_CHECK("channel_rms_norm_bf16" << " " << positions << "x" << channels);
 }
 
 void interleave_time_conv_bf16(__nv_bfloat16* out, const __nv_bfloat16* in, int64_t steps, int64_t positions,
@@ -289,7 +283,7 @@ void interleave_time_conv_bf16(__nv_bfloat16* out, const __nv_bfloat16* in, int6
     interleave_time_conv_kernel<8><<<blocks_for(n / 8), kThreads, 0, stream>>>(out, in, steps, positions, channels);
   else
     interleave_time_conv_kernel<1><<<blocks_for(n), kThreads, 0, stream>>>(out, in, steps, positions, channels);
-  FASTAR_VAE_LAUNCH_CHECK("interleave_time_conv_bf16", steps << "x" << positions << "x" << channels);
+  FASTAR_CUDA_LAUNCH_CHECK("interleave_time_conv_bf16" << " " << steps << "x" << positions << "x" << channels);
 }
 
 void pixel_shuffle_subpixel_bf16(__nv_bfloat16* out, const __nv_bfloat16* in, int64_t frames, int64_t height,
@@ -300,7 +294,7 @@ void pixel_shuffle_subpixel_bf16(__nv_bfloat16* out, const __nv_bfloat16* in, in
     pixel_shuffle_kernel<8><<<blocks_for(n / 8), kThreads, 0, stream>>>(out, in, frames, height, width, channels);
   else
     pixel_shuffle_kernel<1><<<blocks_for(n), kThreads, 0, stream>>>(out, in, frames, height, width, channels);
-  FASTAR_VAE_LAUNCH_CHECK("pixel_shuffle_subpixel_bf16", frames << "x" << height << "x" << width << "x" << channels);
+  FASTAR_CUDA_LAUNCH_CHECK("pixel_shuffle_subpixel_bf16" << " " << frames << "x" << height << "x" << width << "x" << channels);
 }
 
 void frame_attention_bf16(cublasHandle_t cublas, __nv_bfloat16* out, const __nv_bfloat16* qkv, float* scores,
@@ -329,7 +323,7 @@ void frame_attention_bf16(cublasHandle_t cublas, __nv_bfloat16* out, const __nv_
                                        CUBLAS_GEMM_DEFAULT),
                           shape);
   softmax_rows_in_place_kernel<<<static_cast<unsigned>(N), 1024, row_bytes, stream>>>(scores, N);
-  FASTAR_VAE_LAUNCH_CHECK("softmax_rows_in_place", shape);
+  FASTAR_CUDA_LAUNCH_CHECK("softmax_rows_in_place" << " " << shape);
   // outᵀ[C, N queries] = V[C, N keys] · Pᵀ[N keys, N queries]; P row-major [query, key] in bf16 with
   // row stride 2N elements is column-major [key, query] with leading dimension 2N.
   FASTAR_VAE_CUBLAS_CHECK(cublasGemmEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, N, &one, qkv + 2 * C, CUDA_R_16BF, ld,
@@ -344,7 +338,7 @@ void frames_to_rgb8(uint8_t* out, const __nv_bfloat16* in, int64_t frames, int64
   if (n == 0) return;
   FASTAR_CHECK(in_stride >= 3, "frames_to_rgb8: the input has " << in_stride << " channels per pixel, needs 3");
   frames_to_rgb8_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, in, n, in_stride);
-  FASTAR_VAE_LAUNCH_CHECK("frames_to_rgb8", frames << "x" << hw);
+  FASTAR_CUDA_LAUNCH_CHECK("frames_to_rgb8" << " " << frames << "x" << hw);
 }
 
 void frames_to_f32_planar(float* out, const __nv_bfloat16* in, int64_t frames, int64_t hw, int64_t in_stride,
@@ -356,7 +350,7 @@ void frames_to_f32_planar(float* out, const __nv_bfloat16* in, int64_t frames, i
                                                 << total_frames << ", " << in_stride << " channels per pixel");
   frames_to_f32_planar_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, in, frames, hw, in_stride, first_frame,
                                                                       total_frames);
-  FASTAR_VAE_LAUNCH_CHECK("frames_to_f32_planar", frames << "x" << hw);
+  FASTAR_CUDA_LAUNCH_CHECK("frames_to_f32_planar" << " " << frames << "x" << hw);
 }
 
 }  // namespace fastar::cuda

@@ -9,12 +9,7 @@
 #include "fastar/kernels/cuda/taehv_ops.h"
 #include "fastar/model/video_activations.h"
 #include "fastar/model/wan_vae_decoder.h"  // kWanLatentMean / kWanLatentStd (pipeline-spec.md §2.6)
-
-#define FASTAR_TAEHV_CUDA_OK(call)                                                                   \
-  do {                                                                                               \
-    cudaError_t fastar_status_ = (call);                                                             \
-    FASTAR_CHECK(fastar_status_ == cudaSuccess, "CUDA error in " #call ": " << cudaGetErrorString(fastar_status_)); \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 
@@ -50,7 +45,7 @@ ChannelMap grouped_channels(int64_t groups, int64_t per_group) {
 void* CudaTaehvStream::Buffer::ensure(int64_t needed, cudaStream_t stream) {
   if (bytes < needed) {
     // The stream's queued work may still use the old buffer; its contents are not needed after that.
-    FASTAR_TAEHV_CUDA_OK(cudaStreamSynchronize(stream));
+    FASTAR_CUDA_CHECK(cudaStreamSynchronize(stream));
     storage.reset();  // free first: the peak stays lower
     storage = allocate_device(needed, kMemoryHint);
     bytes = needed;
@@ -224,7 +219,7 @@ void CudaTaehvStream::decode_pass(const bf16* input, int64_t n, bf16* raw) {
     for (size_t b = 0; b < 3; ++b) {  // MemBlocks: ReLU(conv3(ReLU(conv2(ReLU(conv1(cat[x, past]))))) + x)
       bf16* slot = state + state_offsets_[3 * s + b];
       taehv_memblock_concat(cat, x, slot, f, P, C, stream_);  // [f, P, 2C]
-      FASTAR_TAEHV_CUDA_OK(cudaMemcpyAsync(slot, x + (f - 1) * P * C, static_cast<size_t>(P * C * e),
+      FASTAR_CUDA_CHECK(cudaMemcpyAsync(slot, x + (f - 1) * P * C, static_cast<size_t>(P * C * e),
                                            cudaMemcpyDeviceToDevice, stream_));  // state ← the last input frame
       conv(st.blocks[b][0], cat, f, H, W, other, true);
       conv(st.blocks[b][1], other, f, H, W, cat, true);
@@ -272,7 +267,7 @@ void CudaTaehvStream::decode_to_raw(const Tensor& latent, bool denormalise) {
       pixels *= 4;
     }
     void* state = state_.ensure(offset * e, stream_);
-    FASTAR_TAEHV_CUDA_OK(cudaMemsetAsync(state, 0, static_cast<size_t>(offset * e), stream_));
+    FASTAR_CUDA_CHECK(cudaMemsetAsync(state, 0, static_cast<size_t>(offset * e), stream_));
     started_ = true;
   }
 
@@ -298,7 +293,7 @@ void CudaTaehvStream::decode_to_raw(const Tensor& latent, bool denormalise) {
   } else {
     host_f32 = video::contiguous_f32(latent);
     void* staging = latent_f32_.ensure(host_f32.nbytes(), stream_);
-    FASTAR_TAEHV_CUDA_OK(cudaMemcpyAsync(staging, host_f32.raw_data(), static_cast<size_t>(host_f32.nbytes()),
+    FASTAR_CUDA_CHECK(cudaMemcpyAsync(staging, host_f32.raw_data(), static_cast<size_t>(host_f32.nbytes()),
                                          cudaMemcpyHostToDevice, stream_));
     source = staging;
     in.dtype = LatentDType::F32;
@@ -343,9 +338,9 @@ Tensor CudaTaehvStream::decode_chunk_raw(const Tensor& decoder_input) {
   Tensor host = Tensor::zeros({frames, C, H, W});
   float* planar = static_cast<float*>(planar_.ensure(host.nbytes(), stream_));
   taehv_raw_to_planar(planar, static_cast<const bf16*>(raw_.storage->data()), frames, H * W, out_channels_, C, stream_);
-  FASTAR_TAEHV_CUDA_OK(cudaMemcpyAsync(host.raw_data(), planar, static_cast<size_t>(host.nbytes()),
+  FASTAR_CUDA_CHECK(cudaMemcpyAsync(host.raw_data(), planar, static_cast<size_t>(host.nbytes()),
                                        cudaMemcpyDeviceToHost, stream_));
-  FASTAR_TAEHV_CUDA_OK(cudaStreamSynchronize(stream_));
+  FASTAR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return host;
 }
 

@@ -13,12 +13,7 @@
 #include "fastar/kernels/cuda/gemm.h"
 #include "fastar/kernels/cuda/ops.h"
 #include "fastar/kernels/cuda/umt5_ops.h"
-
-#define FASTAR_UMT5_CUDA_OK(call)                                                                    \
-  do {                                                                                               \
-    cudaError_t fastar_status_ = (call);                                                             \
-    FASTAR_CHECK(fastar_status_ == cudaSuccess, "CUDA error in " #call ": " << cudaGetErrorString(fastar_status_)); \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 
@@ -95,7 +90,7 @@ CudaUmt5Encoder::CudaUmt5Encoder(const Umt5Config& config, cudaStream_t stream, 
 
   // One actionable message naming the sizes before any allocation.
   size_t free_bytes = 0, total_bytes = 0;
-  FASTAR_UMT5_CUDA_OK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  FASTAR_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   const int64_t needed = weight_bytes_ + buffer_bytes_ + static_cast<int64_t>(Gemm::kWorkspaceBytes);
   if (needed > static_cast<int64_t>(free_bytes)) {
     std::ostringstream msg;
@@ -116,8 +111,8 @@ CudaUmt5Encoder::CudaUmt5Encoder(const Umt5Config& config, cudaStream_t stream, 
   FASTAR_CHECK(status == CUBLAS_STATUS_SUCCESS, "cublasCreate for the umT5 attention: " << cublasGetStatusName(status)
                                                     << " (" << cublasGetStatusString(status) << ")");
   blas_ = handle;
-  FASTAR_UMT5_CUDA_OK(cudaMallocHost(&ids_staging_, static_cast<size_t>(m) * 4));
-  FASTAR_UMT5_CUDA_OK(cudaEventCreateWithFlags(&ids_uploaded_, cudaEventDisableTiming));
+  FASTAR_CUDA_CHECK(cudaMallocHost(&ids_staging_, static_cast<size_t>(m) * 4));
+  FASTAR_CUDA_CHECK(cudaEventCreateWithFlags(&ids_uploaded_, cudaEventDisableTiming));
 
   embedding_ = at<bf16>(matrices_, embedding_at);
   for (const LayerOffsets& o : offsets) {
@@ -153,7 +148,7 @@ CudaUmt5Encoder::CudaUmt5Encoder(const Umt5Config& config, cudaStream_t stream, 
     FASTAR_ASSERT(b >= 0 && b < c.num_buckets, "umT5 bucket " << b << " of rel " << rel);
     buckets[static_cast<size_t>(rel + m - 1)] = static_cast<int32_t>(b);
   }
-  FASTAR_UMT5_CUDA_OK(cudaMemcpy(bucket_of_, buckets.data(), buckets.size() * 4, cudaMemcpyHostToDevice));
+  FASTAR_CUDA_CHECK(cudaMemcpy(bucket_of_, buckets.data(), buckets.size() * 4, cudaMemcpyHostToDevice));
 }
 
 CudaUmt5Encoder::CudaUmt5Encoder(const Umt5Config& config, const Umt5Weights& weights, cudaStream_t stream,
@@ -193,17 +188,17 @@ void CudaUmt5Encoder::upload(const Umt5Weights& w) {
                          << cols << "]");
     const size_t bytes = static_cast<size_t>(rows * cols) * 2;
     if (t.dtype() == DType::BF16 && t.is_contiguous()) {
-      FASTAR_UMT5_CUDA_OK(cudaMemcpy(dst, t.raw_data(), bytes, cudaMemcpyHostToDevice));
+      FASTAR_CUDA_CHECK(cudaMemcpy(dst, t.raw_data(), bytes, cudaMemcpyHostToDevice));
     } else {
       const Tensor b = t.to_dtype(DType::BF16);
-      FASTAR_UMT5_CUDA_OK(cudaMemcpy(dst, b.raw_data(), bytes, cudaMemcpyHostToDevice));
+      FASTAR_CUDA_CHECK(cudaMemcpy(dst, b.raw_data(), bytes, cudaMemcpyHostToDevice));
     }
   };
   auto vector_f32 = [&](float* dst, const Tensor& t, int64_t count, const std::string& name) {
     FASTAR_CHECK(t.defined() && t.device() == Device::CPU && t.numel() == count,
                  source_ << ": " << name << " is " << shape_of(t) << "; the umT5 config needs " << count << " values");
     const Tensor f = t.to_f32();
-    FASTAR_UMT5_CUDA_OK(cudaMemcpy(dst, f.raw_data(), static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice));
+    FASTAR_CUDA_CHECK(cudaMemcpy(dst, f.raw_data(), static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice));
   };
   matrix(embedding_, w.token_embedding, c.vocab_size, d, "token embedding");
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -248,7 +243,7 @@ void CudaUmt5Encoder::fill_random(uint64_t seed) {
     umt5_fill_uniform_f32(l.relative_bias, c.num_buckets * c.num_heads, next++, 0.0f, root3, stream_);
   }
   umt5_fill_uniform_f32(final_norm_, d, next++, 1.0f, 0.1f, stream_);
-  FASTAR_UMT5_CUDA_OK(cudaStreamSynchronize(stream_));
+  FASTAR_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 void CudaUmt5Encoder::check_call(const std::vector<int32_t>& ids, int64_t length) const {
@@ -270,10 +265,10 @@ void CudaUmt5Encoder::forward(const std::vector<int32_t>& ids, int64_t length) {
   const int64_t n = length, d = c.d_model, inner = c.inner_dim(), ff = c.d_ff;
   cudaStream_t st = stream_;
   // The previous call's upload has left the pinned staging buffer before it is rewritten.
-  FASTAR_UMT5_CUDA_OK(cudaEventSynchronize(ids_uploaded_));
+  FASTAR_CUDA_CHECK(cudaEventSynchronize(ids_uploaded_));
   std::memcpy(ids_staging_, ids.data(), static_cast<size_t>(n) * 4);
-  FASTAR_UMT5_CUDA_OK(cudaMemcpyAsync(ids_, ids_staging_, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice, st));
-  FASTAR_UMT5_CUDA_OK(cudaEventRecord(ids_uploaded_, st));
+  FASTAR_CUDA_CHECK(cudaMemcpyAsync(ids_, ids_staging_, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice, st));
+  FASTAR_CUDA_CHECK(cudaEventRecord(ids_uploaded_, st));
 
   umt5_embedding_rows(x_, embedding_, ids_, n, d, st);
   for (const Layer& l : layers_) {
@@ -311,7 +306,7 @@ void CudaUmt5Encoder::encode_into(bf16* context, const std::vector<int32_t>& ids
   forward(ids, length);
   convert_f32_to_bf16(reinterpret_cast<uint16_t*>(context), out_, length * d, stream_);
   if (text_len > length)
-    FASTAR_UMT5_CUDA_OK(
+    FASTAR_CUDA_CHECK(
         cudaMemsetAsync(context + length * d, 0, static_cast<size_t>((text_len - length) * d) * 2, stream_));
 }
 
@@ -328,9 +323,9 @@ Tensor CudaUmt5Encoder::encode_to_host(const std::vector<int32_t>& ids, int64_t 
   const int64_t text_len = static_cast<int64_t>(ids.size()), d = config_.d_model;
   Tensor context = Tensor::zeros({text_len, d});
   forward(ids, length);
-  FASTAR_UMT5_CUDA_OK(cudaMemcpyAsync(context.data<float>(), out_, static_cast<size_t>(length * d) * 4,
+  FASTAR_CUDA_CHECK(cudaMemcpyAsync(context.data<float>(), out_, static_cast<size_t>(length * d) * 4,
                                       cudaMemcpyDeviceToHost, stream_));
-  FASTAR_UMT5_CUDA_OK(cudaStreamSynchronize(stream_));
+  FASTAR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return context;
 }
 

@@ -12,12 +12,7 @@
 #include "fastar/kernels/cuda/gemm.h"
 #include "fastar/kernels/cuda/ops.h"
 #include "fastar/kernels/cuda/small_rows_linear.h"
-
-#define FASTAR_CUDA_OK(call)                                                                          \
-  do {                                                                                                \
-    cudaError_t fastar_status_ = (call);                                                              \
-    FASTAR_CHECK(fastar_status_ == cudaSuccess, "CUDA error in " #call ": " << cudaGetErrorString(fastar_status_)); \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 
@@ -184,7 +179,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
   for (int64_t f = 0; f < grid_f; ++f) host_staging_[static_cast<size_t>(f)] = timesteps[static_cast<size_t>(f * c.patch_t)];
   if (memory) memory->begin(CudaMemoryCall{frame_start / c.patch_t, grid_f, tpf, commit, host_staging_.data()});
   if (cross_policy_) cross_policy_->begin(CudaCrossAttentionCall{frame_start / c.patch_t, grid_f, tpf, host_staging_.data()});
-  FASTAR_CUDA_OK(cudaMemcpyAsync(t_, host_staging_.data(), static_cast<size_t>(grid_f) * 4, cudaMemcpyHostToDevice, st));
+  FASTAR_CUDA_CHECK(cudaMemcpyAsync(t_, host_staging_.data(), static_cast<size_t>(grid_f) * 4, cudaMemcpyHostToDevice, st));
   if (c.action_dim > 0) {
     FASTAR_CHECK(actions && actions->dim() == 2 && actions->size(0) == frames && actions->size(1) == c.action_dim,
                  "this model takes per-frame actions [" << frames << ", " << c.action_dim << "]");
@@ -193,7 +188,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
     for (int64_t f = 0; f < grid_f; ++f)
       std::memcpy(&rows[static_cast<size_t>(f * c.action_dim)], act.data<float>() + f * c.patch_t * c.action_dim,
                   static_cast<size_t>(c.action_dim) * 4);
-    FASTAR_CUDA_OK(cudaMemcpyAsync(actions_, rows.data(), rows.size() * 4, cudaMemcpyHostToDevice, st));
+    FASTAR_CUDA_CHECK(cudaMemcpyAsync(actions_, rows.data(), rows.size() * 4, cudaMemcpyHostToDevice, st));
   }
 
   if (profiling_) {  // eager, with an event after each stage
@@ -216,7 +211,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
     } else {
       if (graph_key_uses_ == 1) {
         cudaGraph_t graph = nullptr;
-        FASTAR_CUDA_OK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+        FASTAR_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
         try {
           forward_body(v_out, latent, frames, height, width, frame_start, memory);
         } catch (...) {
@@ -224,7 +219,7 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
           if (graph) cudaGraphDestroy(graph);
           throw;
         }
-        FASTAR_CUDA_OK(cudaStreamEndCapture(st, &graph));
+        FASTAR_CUDA_CHECK(cudaStreamEndCapture(st, &graph));
         bool updated = false;
         if (graph_exec_) {
           cudaGraphExecUpdateResultInfo info{};
@@ -238,12 +233,12 @@ void CudaWanModel::forward(float* v_out, const float* latent, int64_t frames, in
         if (!updated) {
           const cudaError_t status = cudaGraphInstantiate(&graph_exec_, graph, 0);
           cudaGraphDestroy(graph);
-          FASTAR_CUDA_OK(status);
+          FASTAR_CUDA_CHECK(status);
         } else {
           cudaGraphDestroy(graph);
         }
       }
-      FASTAR_CUDA_OK(cudaGraphLaunch(graph_exec_, st));
+      FASTAR_CUDA_CHECK(cudaGraphLaunch(graph_exec_, st));
       ++graph_replays_;
     }
     ++graph_key_uses_;
@@ -258,11 +253,11 @@ void CudaWanModel::set_profiling(bool on) {
 
 std::vector<std::pair<std::string, double>> CudaWanModel::take_profile() {
   std::vector<std::pair<std::string, double>> stages;
-  FASTAR_CUDA_OK(cudaStreamSynchronize(stream_));
+  FASTAR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   for (size_t i = 1; i < profile_events_.size(); ++i) {
     float ms = 0;
     if (profile_events_[i].first.empty()) continue;  // the start of the next forward
-    FASTAR_CUDA_OK(cudaEventElapsedTime(&ms, profile_events_[i - 1].second, profile_events_[i].second));
+    FASTAR_CUDA_CHECK(cudaEventElapsedTime(&ms, profile_events_[i - 1].second, profile_events_[i].second));
     auto it = std::find_if(stages.begin(), stages.end(), [&](const auto& s) { return s.first == profile_events_[i].first; });
     if (it == stages.end()) stages.emplace_back(profile_events_[i].first, ms);
     else it->second += ms;
@@ -289,7 +284,7 @@ void CudaWanModel::time_embedding(int64_t grid_f) {
     silu(hidden_, grid_f * d, st);
     small_rows_linear(e_, hidden_, w.action_out.weight.data<bf16>(), w.action_out.bias.data<bf16>(), grid_f, d, d, true, st);
   }
-  FASTAR_CUDA_OK(cudaMemcpyAsync(e_act_, e_, static_cast<size_t>(grid_f * d) * 4, cudaMemcpyDeviceToDevice, st));
+  FASTAR_CUDA_CHECK(cudaMemcpyAsync(e_act_, e_, static_cast<size_t>(grid_f * d) * 4, cudaMemcpyDeviceToDevice, st));
   silu(e_act_, grid_f * d, st);
   small_rows_linear(e0_, e_act_, w.time_projection.weight.data<bf16>(), w.time_projection.bias.data<bf16>(), grid_f, d,
                     6 * d, false, st);
@@ -308,8 +303,8 @@ void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frame
   auto mark = [&](const char* stage) {
     if (!profiling_) return;
     cudaEvent_t event;
-    FASTAR_CUDA_OK(cudaEventCreate(&event));
-    FASTAR_CUDA_OK(cudaEventRecord(event, st));
+    FASTAR_CUDA_CHECK(cudaEventCreate(&event));
+    FASTAR_CUDA_CHECK(cudaEventRecord(event, st));
     profile_events_.emplace_back(stage, event);
   };
   mark("");
@@ -347,8 +342,8 @@ void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frame
     if (layer_inputs) {
       rmsnorm_rope(static_cast<bf16*>(q_), d, f32(b.self_norm_q), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, false, st);
       rmsnorm_rope(k_chunk, d, f32(b.self_norm_k), grid_f, grid_h, grid_w, fs, heads, hd, c.eps, false, st);
-      FASTAR_CUDA_OK(cudaMemcpyAsync(q_normed_, q_, static_cast<size_t>(n * d) * 2, cudaMemcpyDeviceToDevice, st));
-      FASTAR_CUDA_OK(cudaMemcpyAsync(k_normed_, k_chunk, static_cast<size_t>(n * d) * 2, cudaMemcpyDeviceToDevice, st));
+      FASTAR_CUDA_CHECK(cudaMemcpyAsync(q_normed_, q_, static_cast<size_t>(n * d) * 2, cudaMemcpyDeviceToDevice, st));
+      FASTAR_CUDA_CHECK(cudaMemcpyAsync(k_normed_, k_chunk, static_cast<size_t>(n * d) * 2, cudaMemcpyDeviceToDevice, st));
       rmsnorm_rope(static_cast<bf16*>(q_), d, nullptr, grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
       rmsnorm_rope(k_chunk, d, nullptr, grid_f, grid_h, grid_w, fs, heads, hd, c.eps, true, st);
       inputs = CudaLayerInputs{static_cast<const bf16*>(h_), static_cast<const bf16*>(q_normed_),
@@ -365,7 +360,7 @@ void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frame
     } else {
       FASTAR_CHECK(!c.is_hybrid(layer), "layer " << layer << " is an ARL² hybrid layer; it needs the arl2 memory policy");
       AttentionParams self = packed_attention_params(q_, kc_, vc_, attn_, n, n, heads, hd);
-      FASTAR_CUDA_OK(attention_forward_bf16(self, st));
+      FASTAR_CUDA_CHECK(attention_forward_bf16(self, st));
     }
     mark("self-attention");
     linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(attn_), b.self_o.weight.data<bf16>(),
@@ -393,7 +388,7 @@ void CudaWanModel::forward_body(float* v_out, const float* latent, int64_t frame
                             static_cast<const bf16*>(prompt_v), prompt_rows_, static_cast<bf16*>(attn_), st);
     } else {
       AttentionParams cross = packed_attention_params(q_, prompt_k, prompt_v, attn_, n, prompt_rows_, heads, hd);
-      FASTAR_CUDA_OK(attention_forward_bf16(cross, st));
+      FASTAR_CUDA_CHECK(attention_forward_bf16(cross, st));
     }
     mark("cross-attention");
     linear_bf16(*gemm_, static_cast<bf16*>(y_), static_cast<const bf16*>(attn_), b.cross_o.weight.data<bf16>(),

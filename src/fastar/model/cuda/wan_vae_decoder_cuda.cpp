@@ -12,13 +12,7 @@
 #include "fastar/kernels/cuda/device_memory.h"
 #include "fastar/kernels/cuda/wan_vae_ops.h"
 #include "fastar/model/video_activations.h"
-
-#define FASTAR_VAE_CUDA_CHECK(call)                                                                   \
-  do {                                                                                                \
-    cudaError_t fastar_cuda_status_ = (call);                                                         \
-    FASTAR_CHECK(fastar_cuda_status_ == cudaSuccess,                                                  \
-                 "CUDA error in " #call " (Wan VAE decoder): " << cudaGetErrorString(fastar_cuda_status_)); \
-  } while (0)
+#include "fastar/kernels/cuda/cuda_check.h"
 
 namespace fastar::cuda {
 
@@ -46,7 +40,7 @@ constexpr const char* kMemoryHint =
 
 std::shared_ptr<Storage> upload_bytes(const void* host, int64_t bytes) {
   std::shared_ptr<Storage> s = allocate_device(bytes, "the Wan VAE decoder's weights need this much GPU memory");
-  FASTAR_VAE_CUDA_CHECK(cudaMemcpy(s->data(), host, static_cast<size_t>(bytes), cudaMemcpyHostToDevice));
+  FASTAR_CUDA_CHECK(cudaMemcpy(s->data(), host, static_cast<size_t>(bytes), cudaMemcpyHostToDevice));
   return s;
 }
 
@@ -240,7 +234,7 @@ CudaWanVaeStream::CudaWanVaeStream(std::shared_ptr<const WanVaeDecoderWeights> w
   weight_bytes_ = d.bytes;
   // The uploads above are from pageable memory: their last DMA may still run when cudaMemcpy returns,
   // and a non-blocking stream would not wait for it.
-  FASTAR_VAE_CUDA_CHECK(cudaDeviceSynchronize());
+  FASTAR_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 CudaWanVaeStream::~CudaWanVaeStream() {
@@ -249,7 +243,7 @@ CudaWanVaeStream::~CudaWanVaeStream() {
 }
 
 void CudaWanVaeStream::reset() {
-  FASTAR_VAE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  FASTAR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   caches_.clear();
   time_upsample_started_.assign(time_upsample_started_.size(), false);
   latents_decoded_ = 0;
@@ -272,7 +266,7 @@ int64_t CudaWanVaeStream::working_bytes() const {
 void CudaWanVaeStream::ensure(Buffer& buffer, int64_t bytes, const char* what) {
   if (buffer.bytes >= bytes) return;
   // What the buffer held is dead, but queued kernels may still be reading it.
-  FASTAR_VAE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  FASTAR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   buffer.storage.reset();
   buffer.bytes = 0;
   buffer.storage = allocate_device(bytes, std::string("Wan VAE decoder ") + what + ": " + kMemoryHint);
@@ -323,17 +317,17 @@ CudaWanVaeStream::Activation CudaWanVaeStream::causal_conv(const DeviceConv& c, 
   if (!cache.storage) {  // zero frames before the stream's first frame (§2.4)
     cache.storage = allocate_device(static_cast<int64_t>(context_bytes), std::string("Wan VAE cache: ") + kMemoryHint);
     cache.bytes = static_cast<int64_t>(context_bytes);
-    FASTAR_VAE_CUDA_CHECK(cudaMemsetAsync(cache.storage->data(), 0, context_bytes, stream_));
+    FASTAR_CUDA_CHECK(cudaMemsetAsync(cache.storage->data(), 0, context_bytes, stream_));
   }
   FASTAR_ASSERT(cache.bytes == static_cast<int64_t>(context_bytes), "Wan VAE: cached context of another size");
   __nv_bfloat16* with_context = input - kContextFrames * frame;  // [2 + frames, H, W, Cin]
-  FASTAR_VAE_CUDA_CHECK(
+  FASTAR_CUDA_CHECK(
       cudaMemcpyAsync(with_context, cache.storage->data(), context_bytes, cudaMemcpyDeviceToDevice, stream_));
   Activation out = allocate(frames, height, width, c.out_channels, busy);
   runner_->forward(c.params(kContextFrames + frames, height, width), with_context, c.weight, c.bias, residual,
                    data(out));
   // The next chunk's context: the last 2 frames of [context, input] (§2.5).
-  FASTAR_VAE_CUDA_CHECK(cudaMemcpyAsync(cache.storage->data(), with_context + frames * frame, context_bytes,
+  FASTAR_CUDA_CHECK(cudaMemcpyAsync(cache.storage->data(), with_context + frames * frame, context_bytes,
                                         cudaMemcpyDeviceToDevice, stream_));
   return out;
 }
@@ -371,7 +365,7 @@ CudaWanVaeStream::Activation CudaWanVaeStream::upsample(size_t block, const Acti
     const int64_t frame = x.frame_elements();
     frames = allocate(passed + 2 * convolved, x.height, x.width, x.channels, {x.buffer});
     if (passed)
-      FASTAR_VAE_CUDA_CHECK(
+      FASTAR_CUDA_CHECK(
           cudaMemcpyAsync(data(frames), data(x), static_cast<size_t>(frame) * 2, cudaMemcpyDeviceToDevice, stream_));
     if (convolved > 0) {
       // x[passed:] with its context written in front (over x[0] when it was passed: copied already).
@@ -425,7 +419,7 @@ void CudaWanVaeStream::decode_into(const Tensor& latent, bool denormalise, Frame
   if (latent.device() == Device::CPU) {
     const Tensor host = video::contiguous_f32(latent);
     ensure(latent_f32_, host.nbytes(), "latent upload");
-    FASTAR_VAE_CUDA_CHECK(cudaMemcpyAsync(latent_f32_.storage->data(), host.raw_data(),
+    FASTAR_CUDA_CHECK(cudaMemcpyAsync(latent_f32_.storage->data(), host.raw_data(),
                                           static_cast<size_t>(host.nbytes()), cudaMemcpyHostToDevice, stream_));
     source = latent_f32_.storage->data();
     dtype = DType::F32;
@@ -458,7 +452,7 @@ void CudaWanVaeStream::decode_into(const Tensor& latent, bool denormalise, Frame
     const int64_t frame = low.frame_elements();
     ensure(buffers_[kStagedBuffer], (kContextFrames + low.frames) * frame * 2, "staged activations");
     Activation staged{kStagedBuffer, low.frames, low.height, low.width, low.channels, 0};
-    FASTAR_VAE_CUDA_CHECK(cudaMemcpyAsync(data(staged), data(low), static_cast<size_t>(low.frames * frame) * 2,
+    FASTAR_CUDA_CHECK(cudaMemcpyAsync(data(staged), data(low), static_cast<size_t>(low.frames * frame) * 2,
                                           cudaMemcpyDeviceToDevice, stream_));
     int64_t first_frame = 0;
     for (int64_t g = 0; g < n; g += high_pass) {
@@ -536,9 +530,9 @@ Tensor CudaWanVaeStream::decode_chunk_unclamped(const Tensor& latent) {
   sink.planar = static_cast<float*>(planar_out_.storage->data());
   sink.total_frames = T;
   decode_into(latent, /*denormalise=*/false, sink);
-  FASTAR_VAE_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), planar_out_.storage->data(), static_cast<size_t>(out.nbytes()),
+  FASTAR_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), planar_out_.storage->data(), static_cast<size_t>(out.nbytes()),
                                         cudaMemcpyDeviceToHost, stream_));
-  FASTAR_VAE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  FASTAR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return out;
 }
 
