@@ -9,31 +9,8 @@ KV memory, speed, and the sparse policies' density.
 from __future__ import annotations
 
 import argparse
-import math
-import time
-
-import numpy as np
 
 import fastar
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def run(model: fastar.Model, policy: str, args: argparse.Namespace) -> dict:
-    start = time.perf_counter()
-    with model.stream(prompt=args.prompt, policy=policy, seed=args.seed, frames=args.frames) as s:
-        s.set_actions(args.actions)
-        chunks = list(s)
-        stats = s.stats()
-    return {
-        "frames": np.concatenate([c.frames for c in chunks]),
-        "seconds": time.perf_counter() - start,
-        "kv_mib": stats["bytes"] / 2**20,
-        "density": stats["density"] if stats["density"] is not None else stats["kv_density"],
-    }
 
 
 def main() -> None:
@@ -51,13 +28,11 @@ def main() -> None:
         args.actions = ""
     if not model.has_text_encoder:
         args.prompt = None
-    reference = run(model, "dense", args)
+    rows = fastar.eval(model, args.policies, prompt=args.prompt, actions=args.actions, frames=args.frames, seed=args.seed)
     print(f"{'policy':<22} {'PSNR vs dense':>14} {'KV MiB':>8} {'frames/s':>9} {'density':>8}")
-    rows = [("dense", reference)] + [(p, run(model, p, args)) for p in args.policies if p != "dense"]
-    for policy, r in rows:
-        fps = len(r["frames"]) / r["seconds"]
+    for r in rows:
         density = "-" if r["density"] is None else f"{r['density']:.3f}"
-        print(f"{policy:<22} {psnr(r['frames'], reference['frames']):>14.2f} {r['kv_mib']:>8.1f} {fps:>9.2f} {density:>8}")
+        print(f"{r['policy']:<22} {r['psnr']:>14.2f} {r['kv_bytes'] / 2**20:>8.1f} {r['frames_per_second']:>9.2f} {density:>8}")
 
 
 if __name__ == "__main__":

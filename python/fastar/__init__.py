@@ -13,6 +13,7 @@ The engine is C++ (fastar::Session, docs/session.md); this package is a thin fro
 """
 
 from fastar._fastar import Chunk, cuda_available, live_sessions, policy_options
+from fastar._eval import evaluate as eval, psnr  # noqa: A001 (fastar.eval, as the CLI's `fastar eval`)
 from fastar._model import Model, default_model_path, load
 from fastar._stream import Stream
 from fastar import world
@@ -25,9 +26,11 @@ __all__ = [
     "Model",
     "Stream",
     "default_model_path",
+    "eval",
     "live_sessions",
     "load",
     "policy_options",
+    "psnr",
     "world",
     "__version__",
 ]
