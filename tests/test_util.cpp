@@ -21,18 +21,6 @@ std::vector<float> random_normal(int64_t count, uint64_t seed, float scale) {
 
 std::vector<double> to_double(const std::vector<float>& values) { return {values.begin(), values.end()}; }
 
-double max_scaled_error(const float* actual, const double* expected, int64_t count, double rel_tol, double abs_tol) {
-  double worst = 0.0;
-  for (int64_t i = 0; i < count; ++i) {
-    // A NaN or an infinity on either side is a failure (NaN would otherwise compare as "within").
-    if (!std::isfinite(actual[i]) || !std::isfinite(expected[i])) return INFINITY;
-    const double err = std::fabs(static_cast<double>(actual[i]) - expected[i]);
-    const double allowed = abs_tol + rel_tol * std::fabs(expected[i]);
-    worst = std::max(worst, err / allowed);
-  }
-  return worst;
-}
-
 std::string make_temp_dir(const std::string& name) {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("fastar_test_" + name + "_" + std::to_string(::getpid()));

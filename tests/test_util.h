@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+// The comparator (max_scaled_error, peak_relative_error) lives with the attention oracle.
+#include "reference/scaled_error.h"
+
 namespace fastar::testing {
 
 // Tolerances, named and scaled to the precision under test.
@@ -16,11 +19,6 @@ constexpr double kF32AbsTol = 2e-5;
 // Deterministic normal(0, scale) values.
 std::vector<float> random_normal(int64_t count, uint64_t seed, float scale = 1.0f);
 std::vector<double> to_double(const std::vector<float>& values);
-
-// max |a - b| / (abs_tol + rel_tol * |b|) over all entries; <= 1 means within tolerance. A NaN or
-// an infinity on either side gives infinity (a failure): a reference must state what it expects of
-// rows it cannot compute (e.g. fully masked attention rows) as finite values.
-double max_scaled_error(const float* actual, const double* expected, int64_t count, double rel_tol, double abs_tol);
 
 // A fresh, empty directory under the build tree's temporary folder.
 std::string make_temp_dir(const std::string& name);

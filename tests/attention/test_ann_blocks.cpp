@@ -1,10 +1,11 @@
 // Bucket sort, the bucket → block-sparse plan, bucketed attention of one head and the log-sum-exp
 // merge (attention/bucket_block_plan.h, attention/ann_self_attention.h), each against brute force
-// or a double-precision softmax loop written here.
+// or the suite's attention oracle (tests/reference/).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <random>
 #include <set>
@@ -13,6 +14,7 @@
 #include "fastar/attention/ann_self_attention.h"
 #include "fastar/attention/bucket_block_plan.h"
 #include "fastar/core/error.h"
+#include "reference/attention_oracle.h"
 #include "test_util.h"
 
 namespace fastar {
@@ -169,33 +171,21 @@ TEST(BucketBlockPlan, TwoKeySegmentsEachFromABlockBoundary) {
   EXPECT_DEATH(bucket_block_plan(qo.offsets.data(), overlapping, 2, 4, 64, 64, &two), "overlaps");
 }
 
-// Double-precision softmax of query row i over the keys allowed[j], with optional bias.
-void reference_row(const float* q, const std::vector<const float*>& keys, const std::vector<const float*>& values,
-                   const std::vector<float>& bias, const std::vector<bool>& allowed, int64_t hd, double scale,
-                   double* out, double* lse) {
-  double m = -std::numeric_limits<double>::infinity();
-  std::vector<double> s(keys.size());
-  for (size_t j = 0; j < keys.size(); ++j) {
-    if (!allowed[j]) continue;
-    double dot = 0;
-    for (int64_t c = 0; c < hd; ++c) dot += double{q[c]} * keys[j][c];
-    s[j] = dot * scale + (bias.empty() ? 0.0 : bias[j]);
-    m = std::max(m, s[j]);
-  }
-  std::fill(out, out + hd, 0.0);
-  if (m == -std::numeric_limits<double>::infinity()) {
-    *lse = m;
-    return;
-  }
-  double sum = 0;
-  for (size_t j = 0; j < keys.size(); ++j) {
-    if (!allowed[j]) continue;
-    const double w = std::exp(s[j] - m);
-    sum += w;
-    for (int64_t c = 0; c < hd; ++c) out[c] += w * values[j][c];
-  }
-  for (int64_t c = 0; c < hd; ++c) out[c] /= sum;
-  *lse = m + std::log(sum);
+// One head of the suite's attention oracle (tests/reference/): q rows of stride `q_stride` over
+// keys/values [n, head_dim] (contiguous), with an optional per-key bias and a mask allowed(i, j).
+testing::OracleAttentionResult one_head_oracle(const float* q, int64_t q_stride, int64_t q_len,
+                                               const std::vector<float>& keys, const std::vector<float>& values,
+                                               const std::vector<float>& bias, int64_t head_dim, double scale,
+                                               std::function<bool(int64_t, int64_t)> allowed) {
+  testing::OracleAttentionArgs a;
+  a.q = testing::OracleOperand(q, q_stride, 0);
+  a.k = testing::OracleOperand::packed(keys.data(), 1, head_dim);
+  a.v = testing::OracleOperand::packed(values.data(), 1, head_dim);
+  a.heads = 1, a.head_dim = head_dim, a.q_len = q_len, a.kv_len = static_cast<int64_t>(keys.size()) / head_dim;
+  a.scale = scale;
+  if (!bias.empty()) a.bias = [&bias](int64_t, int64_t, int64_t j) { return double{bias[static_cast<size_t>(j)]}; };
+  a.mask = [&allowed](int64_t, int64_t i, int64_t j) { return allowed(i, j); };
+  return testing::attention_oracle(a);
 }
 
 // Bucketed attention with element-wise blocks (exactly the bucket pattern) and with 64-blocks
@@ -241,38 +231,34 @@ TEST(BucketedAttentionHead, MatchesMaskedSoftmaxReference) {
         for (int32_t e = scratch.plan.block_offsets[static_cast<size_t>(qb)]; e < scratch.plan.block_offsets[static_cast<size_t>(qb) + 1]; ++e)
           blocks.insert({qb, scratch.plan.block_index[static_cast<size_t>(e)]});
 
-      std::vector<const float*> keys, values;
-      std::vector<float> bias;
+      // Keys and values of both segments, gathered contiguous, with segment 1's bias 0.
+      std::vector<float> keys, values, bias;
       for (int64_t j = 0; j < seg0; ++j) {
-        keys.push_back(k0.data() + 2 * hd + j * stride);
-        values.push_back(v0.data() + j * stride);
+        keys.insert(keys.end(), k0.begin() + 2 * hd + j * stride, k0.begin() + 3 * hd + j * stride);
+        values.insert(values.end(), v0.begin() + j * stride, v0.begin() + hd + j * stride);
         bias.push_back(bias0[static_cast<size_t>(j)]);
       }
-      for (int64_t j = 0; j < seg1; ++j) {
-        keys.push_back(k1.data() + j * hd);
-        values.push_back(v1.data() + j * hd);
-        bias.push_back(0.0f);
-      }
-      std::vector<double> expected(static_cast<size_t>(q_len * hd)), expected_lse(static_cast<size_t>(q_len));
-      int64_t pairs = 0;
-      for (int64_t i = 0; i < q_len; ++i) {
-        std::vector<bool> allowed(keys.size());
-        for (size_t j = 0; j < keys.size(); ++j) {
-          allowed[j] = blocks.count({q_pos[static_cast<size_t>(i)] / block, k_pos[j] / block}) > 0;
-          pairs += allowed[j];
+      keys.insert(keys.end(), k1.begin(), k1.end());
+      values.insert(values.end(), v1.begin(), v1.end());
+      bias.resize(static_cast<size_t>(seg0 + seg1), 0.0f);
+      auto allowed = [&](int64_t i, int64_t j) {
+        return blocks.count({q_pos[static_cast<size_t>(i)] / block, k_pos[static_cast<size_t>(j)] / block}) > 0;
+      };
+      for (int64_t i = 0; i < q_len; ++i)
+        for (int64_t j = 0; j < seg0 + seg1; ++j) {
           // The pattern always holds the bucket pattern; element-wise blocks hold nothing else.
-          const bool same = ql[static_cast<size_t>(i)] == kl[j];
-          if (same) EXPECT_TRUE(allowed[j]);
-          if (block == 1) EXPECT_EQ(allowed[j], same);
+          const bool same = ql[static_cast<size_t>(i)] == kl[static_cast<size_t>(j)];
+          if (same) EXPECT_TRUE(allowed(i, j));
+          if (block == 1) EXPECT_EQ(allowed(i, j), same);
         }
-        reference_row(q.data() + hd + i * stride, keys, values, bias, allowed, hd, 0.3, expected.data() + i * hd,
-                      expected_lse.data() + i);
-      }
+      const testing::OracleAttentionResult expected =
+          one_head_oracle(q.data() + hd, stride, q_len, keys, values, bias, hd, 0.3, allowed);
+      const int64_t pairs = expected.visible_pairs();
       EXPECT_EQ(executed, pairs);
       if (buckets == 1) EXPECT_EQ(pairs, q_len * (seg0 + seg1)) << "one bucket must be dense";
-      EXPECT_LE(max_scaled_error(o.data(), expected.data(), q_len * hd, kF32RelTol, kF32AbsTol), 1.0)
+      EXPECT_LE(testing::attention_scaled_error(o.data(), expected, kF32RelTol, kF32AbsTol), 1.0)
           << buckets << " buckets, block " << block;
-      EXPECT_LE(max_scaled_error(lse.data(), expected_lse.data(), q_len, kF32RelTol, kF32AbsTol), 1.0);
+      EXPECT_LE(testing::attention_lse_scaled_error(lse.data(), expected, kF32RelTol, kF32AbsTol), 1.0);
     }
   }
 }
@@ -281,30 +267,21 @@ TEST(MergeAttentionParts, TwoDisjointKeySetsEqualAttentionOverTheirUnion) {
   const int64_t hd = 8, rows = 20, n1 = 13, n2 = 9;
   const std::vector<float> q = random_normal(rows * hd, 31), k = random_normal((n1 + n2) * hd, 32),
                            v = random_normal((n1 + n2) * hd, 33);
-  std::vector<const float*> keys, values;
-  for (int64_t j = 0; j < n1 + n2; ++j) {
-    keys.push_back(k.data() + j * hd);
-    values.push_back(v.data() + j * hd);
-  }
-  std::vector<float> o1(static_cast<size_t>(rows * hd)), o2(o1.size()), l1(static_cast<size_t>(rows)), l2(l1.size());
-  std::vector<double> expected(o1.size()), expected_lse(l1.size()), part(static_cast<size_t>(hd));
-  for (int64_t i = 0; i < rows; ++i) {
-    std::vector<bool> first(keys.size()), second(keys.size()), all(keys.size(), true);
-    for (size_t j = 0; j < keys.size(); ++j) (static_cast<int64_t>(j) < n1 ? first : second)[j] = true;
-    if (i == 3) std::fill(second.begin(), second.end(), false);  // a row whose second part is empty
-    if (i == 3) all = first;
-    double lse;
-    reference_row(q.data() + i * hd, keys, values, {}, first, hd, 0.5, part.data(), &lse);
-    for (int64_t c = 0; c < hd; ++c) o1[static_cast<size_t>(i * hd + c)] = static_cast<float>(part[static_cast<size_t>(c)]);
-    l1[static_cast<size_t>(i)] = static_cast<float>(lse);
-    reference_row(q.data() + i * hd, keys, values, {}, second, hd, 0.5, part.data(), &lse);
-    for (int64_t c = 0; c < hd; ++c) o2[static_cast<size_t>(i * hd + c)] = static_cast<float>(part[static_cast<size_t>(c)]);
-    l2[static_cast<size_t>(i)] = static_cast<float>(lse);
-    reference_row(q.data() + i * hd, keys, values, {}, all, hd, 0.5, expected.data() + i * hd, expected_lse.data() + i);
-  }
+  // Part 1: keys [0, n1); part 2: keys [n1, n1 + n2), empty for row 3; all: their union.
+  auto first = [&](int64_t, int64_t j) { return j < n1; };
+  auto second = [&](int64_t i, int64_t j) { return j >= n1 && i != 3; };
+  auto all = [&](int64_t i, int64_t j) { return first(i, j) || second(i, j); };
+  const testing::OracleAttentionResult part1 = one_head_oracle(q.data(), hd, rows, k, v, {}, hd, 0.5, first);
+  const testing::OracleAttentionResult part2 = one_head_oracle(q.data(), hd, rows, k, v, {}, hd, 0.5, second);
+  const testing::OracleAttentionResult expected = one_head_oracle(q.data(), hd, rows, k, v, {}, hd, 0.5, all);
+  ASSERT_TRUE(part2.row_empty(0, 3));  // its part: o = 0, lse = −inf
+  std::vector<float> o1(part1.o.begin(), part1.o.end()), o2(part2.o.begin(), part2.o.end());
+  std::vector<float> l1(part1.lse.begin(), part1.lse.end()), l2(part2.lse.begin(), part2.lse.end());
+  const std::vector<float> unmerged = o1;
   merge_attention_parts(o1.data(), l1.data(), hd, 1, o2.data(), l2.data(), hd, 1, rows, hd);
-  EXPECT_LE(max_scaled_error(o1.data(), expected.data(), rows * hd, kF32RelTol, kF32AbsTol), 1.0);
-  EXPECT_LE(max_scaled_error(l1.data(), expected_lse.data(), rows, kF32RelTol, kF32AbsTol), 1.0);
+  EXPECT_LE(testing::attention_scaled_error(o1.data(), expected, kF32RelTol, kF32AbsTol), 1.0);
+  EXPECT_LE(testing::attention_lse_scaled_error(l1.data(), expected, kF32RelTol, kF32AbsTol), 1.0);
+  EXPECT_GT(testing::attention_scaled_error(unmerged.data(), expected, kF32RelTol, kF32AbsTol), 1.0);  // part 1 alone
 }
 
 }  // namespace

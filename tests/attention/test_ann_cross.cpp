@@ -1,6 +1,6 @@
 // AnnCA (attention/ann_cross_attention.h): the kept-token tests against brute force (LSH bucket
-// sharing, int8 top-k), the whole policy against a double softmax over the brute-force kept set,
-// padding never kept, dense cases, the per-prompt code cache and the labels it publishes for AnnSA.
+// sharing, int8 top-k), the whole policy against the suite's attention oracle (tests/reference/)
+// over the brute-force kept set, padding never kept, dense cases, the per-prompt code cache and the labels it publishes for AnnSA.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,14 +12,20 @@
 #include "fastar/attention/ann_cross_attention.h"
 #include "fastar/core/error.h"
 #include "fastar/kernels/cpu/attention.h"
+#include "reference/attention_oracle.h"
 #include "test_util.h"
 
 namespace fastar {
 namespace {
 
+using testing::attention_oracle;
+using testing::attention_scaled_error;
 using testing::kF32AbsTol;
 using testing::kF32RelTol;
 using testing::max_scaled_error;
+using testing::OracleAttentionArgs;
+using testing::OracleAttentionResult;
+using testing::OracleOperand;
 using testing::random_normal;
 
 constexpr int64_t kHeads = 2, kHd = 16, kDim = kHeads * kHd, kTpf = 30, kFrames = 2, kRows = 40, kValid = 32;
@@ -100,37 +106,22 @@ CrossAttentionCall make_call(uint64_t prompt_id, int64_t valid = kValid, const f
   return c;
 }
 
-// Double softmax of each frame's queries (head h) over the prompt rows `keep(f, h)` says.
+// The suite's attention oracle: each frame's queries (head h) over the prompt rows `keep(f, h)` says.
 template <typename Keep>
-std::vector<double> reference(const std::vector<float>& q, const Prompt& p, Keep keep) {
-  std::vector<double> out(static_cast<size_t>(kFrames * kTpf * kDim), 0.0);
+OracleAttentionResult reference(const std::vector<float>& q, const Prompt& p, Keep keep) {
+  std::vector<std::vector<uint8_t>> kept(static_cast<size_t>(kFrames * kHeads));  // [frame][head] → [row]
   for (int64_t f = 0; f < kFrames; ++f)
-    for (int64_t h = 0; h < kHeads; ++h) {
-      const std::vector<uint8_t> kept = keep(f, h);
-      for (int64_t t = 0; t < kTpf; ++t) {
-        const int64_t row = f * kTpf + t;
-        std::vector<double> s(static_cast<size_t>(kRows), -1e300);
-        double m = -1e300, sum = 0;
-        for (int64_t r = 0; r < kRows; ++r) {
-          if (!kept[static_cast<size_t>(r)]) continue;
-          double dot = 0;
-          for (int64_t c = 0; c < kHd; ++c)
-            dot += double{q[static_cast<size_t>(row * kDim + h * kHd + c)]} * p.k[static_cast<size_t>(r * kDim + h * kHd + c)];
-          s[static_cast<size_t>(r)] = dot / std::sqrt(double(kHd));
-          m = std::max(m, s[static_cast<size_t>(r)]);
-        }
-        for (int64_t r = 0; r < kRows; ++r) {
-          if (!kept[static_cast<size_t>(r)]) continue;
-          const double w = std::exp(s[static_cast<size_t>(r)] - m);
-          sum += w;
-          for (int64_t c = 0; c < kHd; ++c)
-            out[static_cast<size_t>(row * kDim + h * kHd + c)] += w * p.v[static_cast<size_t>(r * kDim + h * kHd + c)];
-        }
-        if (sum > 0)
-          for (int64_t c = 0; c < kHd; ++c) out[static_cast<size_t>(row * kDim + h * kHd + c)] /= sum;
-      }
-    }
-  return out;
+    for (int64_t h = 0; h < kHeads; ++h) kept[static_cast<size_t>(f * kHeads + h)] = keep(f, h);
+  OracleAttentionArgs a;
+  a.q = OracleOperand::packed(q.data(), kHeads, kHd);
+  a.k = OracleOperand::packed(p.k.data(), kHeads, kHd);
+  a.v = OracleOperand::packed(p.v.data(), kHeads, kHd);
+  a.heads = kHeads, a.head_dim = kHd, a.q_len = kFrames * kTpf, a.kv_len = kRows;
+  a.scale = 1.0 / std::sqrt(double(kHd));
+  a.mask = [&](int64_t h, int64_t i, int64_t r) {
+    return kept[static_cast<size_t>((i / kTpf) * kHeads + h)][static_cast<size_t>(r)] != 0;
+  };
+  return attention_oracle(a);
 }
 
 // Brute-force LSH kept set: some query of the frame and the token agree in some table.
@@ -167,14 +158,14 @@ TEST(AnnCrossAttention, LshMatchesBruteForceAndNeverKeepsPadding) {
   lsh.seed = options.seed;
   const LshHasher hasher(lsh);
   int64_t kept_total = 0;
-  const std::vector<double> expected = reference(q, p, [&](int64_t f, int64_t h) {
+  const OracleAttentionResult expected = reference(q, p, [&](int64_t f, int64_t h) {
     std::vector<uint8_t> kept = lsh_kept(hasher, q, p.k, f, h);
     kept_total += std::accumulate(kept.begin(), kept.end(), int64_t{0});
     return kept;
   });
   EXPECT_GT(kept_total, 0);
   EXPECT_LT(kept_total, kFrames * kHeads * kValid);
-  EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0);
+  EXPECT_LE(attention_scaled_error(out.data(), expected, kF32RelTol, kF32AbsTol), 1.0);
   const SparseStats::Layer& s = annca.stats().layer(0);
   EXPECT_NEAR(s.density(), double(kept_total) * kTpf / (double(kFrames) * kHeads * kTpf * kRows), 1e-12);
   EXPECT_GT(s.recall(), 0.0);
@@ -215,12 +206,12 @@ TEST(AnnCrossAttention, IdenticalPaddingEntersAsOneBiasedKeyExactly) {
     AnnCrossAttention annca(1, kHeads, kHd, options, nullptr);
     std::vector<float> out(q.size());
     annca.attend(make_call(9), q.data(), p.k.data(), p.v.data(), out.data());
-    const std::vector<double> expected = reference(q, p, [&](int64_t f, int64_t h) {
+    const OracleAttentionResult expected = reference(q, p, [&](int64_t f, int64_t h) {
       std::vector<uint8_t> kept = lsh_kept(hasher, q, p.k, f, h);
       for (int64_t r = kValid; r < kRows && sink; ++r) kept[static_cast<size_t>(r)] = 1;
       return kept;
     });
-    EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0)
+    EXPECT_LE(attention_scaled_error(out.data(), expected, kF32RelTol, kF32AbsTol), 1.0)
         << (sink ? "sink" : "drop");
   }
 }
@@ -234,7 +225,7 @@ TEST(AnnCrossAttention, QuantKeepsTopKNeighbours) {
   AnnCrossAttention annca(1, kHeads, kHd, options, nullptr);
   std::vector<float> out(q.size());
   annca.attend(make_call(8), q.data(), p.k.data(), p.v.data(), out.data());
-  const std::vector<double> expected = reference(q, p, [&](int64_t f, int64_t h) {
+  const OracleAttentionResult expected = reference(q, p, [&](int64_t f, int64_t h) {
     Int8Rows q8, k8;
     quantize_rows_int8(q.data() + f * kTpf * kDim + h * kHd, kTpf, kDim, kHd, &q8);
     quantize_rows_int8(p.k.data() + h * kHd, kValid, kDim, kHd, &k8);
@@ -252,7 +243,7 @@ TEST(AnnCrossAttention, QuantKeepsTopKNeighbours) {
     }
     return kept;
   });
-  EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0);
+  EXPECT_LE(attention_scaled_error(out.data(), expected, kF32RelTol, kF32AbsTol), 1.0);
   EXPECT_LT(annca.stats().layer(0).density(), 1.0);
 }
 
@@ -313,8 +304,8 @@ TEST(AnnCrossAttention, PromptCodesAreCachedPerPrompt) {
   cached.attend(make_call(102), q.data(), a.k.data(), a.v.data(), out.data());
   LshParams lsh{kHd, options.tables, options.bits, options.seed};
   const LshHasher hasher(lsh);
-  const std::vector<double> expected = reference(q, a, [&](int64_t f, int64_t h) { return lsh_kept(hasher, q, b.k, f, h); });
-  EXPECT_LE(max_scaled_error(out.data(), expected.data(), static_cast<int64_t>(out.size()), kF32RelTol, kF32AbsTol), 1.0);
+  const OracleAttentionResult expected = reference(q, a, [&](int64_t f, int64_t h) { return lsh_kept(hasher, q, b.k, f, h); });
+  EXPECT_LE(attention_scaled_error(out.data(), expected, kF32RelTol, kF32AbsTol), 1.0);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
-// AnnSaMemory (attention/ann_self_attention.h) wrapped around DenseMemory: against a double-precision
-// masked softmax whose mask comes from a brute-force bucket check (the same LSH projections, applied
-// here by hand); one bucket = dense; the schedule's dense calls go through unchanged; commits reach
-// the wrapped cache; recall and density on seeded clustered data; the sparse schedule helpers.
+// AnnSaMemory (attention/ann_self_attention.h) wrapped around DenseMemory: against the suite's
+// attention oracle (tests/reference/) with a mask from a brute-force bucket check (the same LSH
+// projections, applied here by hand); one bucket = dense; the schedule's dense calls go through
+// unchanged; commits reach the wrapped cache; recall and density on seeded clustered data; the
+// sparse schedule helpers.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,14 +16,20 @@
 #include "fastar/attention/kv_policies.h"
 #include "fastar/attention/tempcache_memory.h"
 #include "fastar/core/error.h"
+#include "reference/attention_oracle.h"
 #include "test_util.h"
 
 namespace fastar {
 namespace {
 
+using testing::attention_oracle;
+using testing::attention_scaled_error;
 using testing::kF32AbsTol;
 using testing::kF32RelTol;
 using testing::max_scaled_error;
+using testing::OracleAttentionArgs;
+using testing::OracleAttentionResult;
+using testing::OracleOperand;
 using testing::random_normal;
 
 constexpr int64_t kHeads = 2, kHd = 16, kTpf = 24, kFrames = 2, kTokens = kTpf * kFrames, kDim = kHeads * kHd;
@@ -37,40 +44,27 @@ MemoryCall call_at(int64_t frame_start, bool commit, const float* timesteps = nu
   return c;
 }
 
-// Reference: query i of head h sees own key j iff own_allowed(i, j) and cached key j iff
-// cached_allowed(i, j); softmax in double. A query that sees no key at all outputs 0 (the
-// attention kernels' rule for a row the mask leaves empty, kernels/cpu/attention.h).
+// Reference: the suite's attention oracle over the keys [cached; own] (cached rows first): query i
+// of head h sees cached key j iff cached_allowed(h, i, j) and own key j iff own_allowed(h, i, j). A
+// query that sees no key at all outputs exactly 0 (the oracle's empty-row rule, which
+// attention_scaled_error checks).
 template <typename OwnAllowed, typename CachedAllowed>
-std::vector<double> reference(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
-                              const std::vector<float>& ck, const std::vector<float>& cv, int64_t cached,
-                              OwnAllowed own_allowed, CachedAllowed cached_allowed) {
-  std::vector<double> out(static_cast<size_t>(kTokens * kDim), 0.0);
-  const double scale = 1.0 / std::sqrt(double(kHd));
-  for (int64_t h = 0; h < kHeads; ++h)
-    for (int64_t i = 0; i < kTokens; ++i) {
-      std::vector<double> s;
-      std::vector<const float*> vals;
-      auto score = [&](const float* key, const float* val) {
-        double dot = 0;
-        for (int64_t c = 0; c < kHd; ++c) dot += double{q[static_cast<size_t>(i * kDim + h * kHd + c)]} * key[c];
-        s.push_back(dot * scale);
-        vals.push_back(val);
-      };
-      for (int64_t j = 0; j < cached; ++j)
-        if (cached_allowed(h, i, j)) score(ck.data() + j * kDim + h * kHd, cv.data() + j * kDim + h * kHd);
-      for (int64_t j = 0; j < kTokens; ++j)
-        if (own_allowed(h, i, j)) score(k.data() + j * kDim + h * kHd, v.data() + j * kDim + h * kHd);
-      if (s.empty()) continue;  // no key: the row stays 0
-      double m = -std::numeric_limits<double>::infinity(), sum = 0;
-      for (double x : s) m = std::max(m, x);
-      for (size_t j = 0; j < s.size(); ++j) {
-        const double w = std::exp(s[j] - m);
-        sum += w;
-        for (int64_t c = 0; c < kHd; ++c) out[static_cast<size_t>(i * kDim + h * kHd + c)] += w * vals[j][c];
-      }
-      for (int64_t c = 0; c < kHd; ++c) out[static_cast<size_t>(i * kDim + h * kHd + c)] /= sum;
-    }
-  return out;
+OracleAttentionResult reference(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
+                                const std::vector<float>& ck, const std::vector<float>& cv, int64_t cached,
+                                OwnAllowed own_allowed, CachedAllowed cached_allowed) {
+  std::vector<float> keys(ck.begin(), ck.begin() + cached * kDim), values(cv.begin(), cv.begin() + cached * kDim);
+  keys.insert(keys.end(), k.begin(), k.end());
+  values.insert(values.end(), v.begin(), v.end());
+  OracleAttentionArgs a;
+  a.q = OracleOperand::packed(q.data(), kHeads, kHd);
+  a.k = OracleOperand::packed(keys.data(), kHeads, kHd);
+  a.v = OracleOperand::packed(values.data(), kHeads, kHd);
+  a.heads = kHeads, a.head_dim = kHd, a.q_len = kTokens, a.kv_len = cached + kTokens;
+  a.scale = 1.0 / std::sqrt(double(kHd));
+  a.mask = [&](int64_t h, int64_t i, int64_t j) {
+    return j < cached ? cached_allowed(h, i, j) : own_allowed(h, i, j - cached);
+  };
+  return attention_oracle(a);
 }
 
 // Per-head LSH codes of rows [rows, kDim], by the projections of the policy's seed.
@@ -117,17 +111,17 @@ TEST_P(AnnSaMemoryTest, MatchesBruteForceBucketMask) {
     kc.push_back(head_codes(hasher, k1, kTokens, h));
   }
   const bool own_dense = GetParam() == AnnSaOwnKeys::dense;
-  const std::vector<double> expected = reference(
+  const OracleAttentionResult expected = reference(
       q1, k1, v1, k0, v0, kTokens,
       [&](int64_t h, int64_t i, int64_t j) { return own_dense || qc[h][i] == kc[h][j]; },
       [&](int64_t h, int64_t i, int64_t j) { return qc[h][i] == ck[h][j]; });
-  // Rows whose mask is empty (own keys sparse, no shared bucket) are 0 in the reference; the
-  // comparison fails on any non-finite value, so the policy must output 0 there too.
-  EXPECT_LE(max_scaled_error(out_sparse.data(), expected.data(), kTokens * kDim, kF32RelTol, kF32AbsTol), 1.0);
+  // Rows whose mask is empty (own keys sparse, no shared bucket) must be exactly 0.
+  EXPECT_LE(attention_scaled_error(out_sparse.data(), expected, kF32RelTol, kF32AbsTol), 1.0);
   // The bucket mask really drops keys: dense attention differs.
-  const std::vector<double> full = reference(q1, k1, v1, k0, v0, kTokens, [](int64_t, int64_t, int64_t) { return true; },
-                                             [](int64_t, int64_t, int64_t) { return true; });
-  EXPECT_GT(max_scaled_error(out_sparse.data(), full.data(), kTokens * kDim, kF32RelTol, kF32AbsTol), 100.0);
+  auto every_key = [](int64_t, int64_t, int64_t) { return true; };
+  const OracleAttentionResult full = reference(q1, k1, v1, k0, v0, kTokens, every_key, every_key);
+  EXPECT_LT(expected.visible_pairs(), full.visible_pairs());
+  EXPECT_GT(attention_scaled_error(out_sparse.data(), full, kF32RelTol, kF32AbsTol), 100.0);
 
   const SparseStats::Layer stats = sparse.stats().layer(0);
   EXPECT_EQ(stats.sparse_calls, 2);
@@ -166,9 +160,16 @@ TEST(AnnSaMemory, QueryWithNoKeyInItsBucketOutputsZero) {
   }
   auto shares_bucket = [&](int64_t h, int64_t i, int64_t j) { return qc[h][i] == kc[h][j]; };
   for (int64_t h = 0; h < kHeads; ++h) ASSERT_NE(qc[h][1], kc[h][0]) << "the −u queries must have no key";
-  const std::vector<double> expected = reference(queries, keys, v1, keys, v0, kTokens, shares_bucket, shares_bucket);
-  for (int64_t c = 0; c < kDim; ++c) EXPECT_EQ(expected[static_cast<size_t>(1 * kDim + c)], 0.0);
-  EXPECT_LE(max_scaled_error(out.data(), expected.data(), kTokens * kDim, kF32RelTol, kF32AbsTol), 1.0);
+  const OracleAttentionResult expected = reference(queries, keys, v1, keys, v0, kTokens, shares_bucket, shares_bucket);
+  // Every −u query of every head sees no key: the oracle's rows are exactly 0, and so must the policy's.
+  EXPECT_EQ(expected.empty_rows(), kHeads * kTokens / 2);
+  for (int64_t h = 0; h < kHeads; ++h) EXPECT_TRUE(expected.row_empty(h, 1));
+  EXPECT_LE(attention_scaled_error(out.data(), expected, kF32RelTol, kF32AbsTol), 1.0);
+  // Negative control: the comparison rejects a policy that leaves anything but 0 in such a row,
+  // even a value far inside the tolerance.
+  std::vector<float> nearly_zero = out;
+  nearly_zero[static_cast<size_t>(1 * kDim)] = 1e-9f;
+  EXPECT_GT(attention_scaled_error(nearly_zero.data(), expected, kF32RelTol, kF32AbsTol), 1.0);
 }
 
 TEST(AnnSaMemory, OneBucketIsDenseAndCommitsReachTheCache) {
@@ -321,26 +322,23 @@ TEST(AnnSaMemory, RecallAndDensityOnClusteredData) {
   std::vector<uint32_t> qc(static_cast<size_t>(n)), kc(static_cast<size_t>(2 * n));
   hasher.hash(q1.data(), n, hd, qc.data());
   hasher.hash(keys.data(), 2 * n, hd, kc.data());
-  double kept = 0, pairs = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    std::vector<double> s(static_cast<size_t>(2 * n));
-    double m = -1e300, total = 0, in = 0;
-    for (int64_t j = 0; j < 2 * n; ++j) {
-      double dot = 0;
-      for (int64_t c = 0; c < hd; ++c) dot += double{q1[static_cast<size_t>(i * hd + c)]} * keys[static_cast<size_t>(j * hd + c)];
-      s[static_cast<size_t>(j)] = dot / std::sqrt(double(hd));
-      m = std::max(m, s[static_cast<size_t>(j)]);
-    }
-    for (int64_t j = 0; j < 2 * n; ++j) {
-      const double w = std::exp(s[static_cast<size_t>(j)] - m);
-      total += w;
-      if (qc[static_cast<size_t>(i)] == kc[static_cast<size_t>(j)]) {
-        in += w;
-        pairs += 1;
-      }
-    }
-    kept += in / total;
-  }
+  // Recall = the dense softmax mass on the bucket's keys = exp(lse(bucket mask) − lse(all keys)).
+  std::vector<float> values(v0);
+  values.insert(values.end(), v1.begin(), v1.end());
+  OracleAttentionArgs a;
+  a.q = OracleOperand::packed(q1.data(), 1, hd);
+  a.k = OracleOperand::packed(keys.data(), 1, hd);
+  a.v = OracleOperand::packed(values.data(), 1, hd);
+  a.heads = 1, a.head_dim = hd, a.q_len = n, a.kv_len = 2 * n;
+  a.scale = 1.0 / std::sqrt(double(hd));
+  const OracleAttentionResult all_keys = attention_oracle(a);
+  a.mask = [&](int64_t, int64_t i, int64_t j) { return qc[static_cast<size_t>(i)] == kc[static_cast<size_t>(j)]; };
+  const OracleAttentionResult bucket = attention_oracle(a);
+  double kept = 0;
+  for (int64_t i = 0; i < n; ++i)
+    kept += std::exp(bucket.lse[static_cast<size_t>(i)] - all_keys.lse[static_cast<size_t>(i)]);  // 0 for an empty row
+  const double pairs = static_cast<double>(bucket.visible_pairs());
+  EXPECT_LE(attention_scaled_error(out.data(), bucket, kF32RelTol, kF32AbsTol), 1.0);  // the call's output too
   const double recall = kept / n, density = pairs / (double(n) * 2 * n);
   // The policy's own statistics of the second call: its totals minus a replay of the first call.
   const SparseStats::Layer& s = memory.stats().layer(0);

@@ -15,6 +15,7 @@
 #include "fastar/attention/kv_policies.h"
 #include "fastar/attention/tempcache_memory.h"
 #include "fastar/core/error.h"
+#include "reference/attention_oracle.h"
 #include "test_util.h"
 
 namespace fastar {
@@ -29,27 +30,17 @@ struct Chunk {
   std::vector<float> q, k, v;
 };
 
-// Dense attention in double: q over `keys`/`values` ([n, heads·d] each), per head.
-std::vector<double> dense_attention(const float* q, int64_t q_len, const std::vector<float>& keys,
-                                    const std::vector<float>& values, int64_t heads, int64_t d) {
-  const int64_t row = heads * d, n = static_cast<int64_t>(keys.size()) / row;
-  std::vector<double> out(static_cast<size_t>(q_len * row), 0.0);
-  std::vector<double> p(static_cast<size_t>(n));
-  for (int64_t h = 0; h < heads; ++h) {
-    for (int64_t i = 0; i < q_len; ++i) {
-      double mx = -INFINITY, z = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        double s = 0;
-        for (int64_t c = 0; c < d; ++c) s += double(q[i * row + h * d + c]) * keys[j * row + h * d + c];
-        p[j] = s / std::sqrt(double(d));
-        mx = std::max(mx, p[j]);
-      }
-      for (int64_t j = 0; j < n; ++j) z += (p[j] = std::exp(p[j] - mx));
-      for (int64_t j = 0; j < n; ++j)
-        for (int64_t c = 0; c < d; ++c) out[i * row + h * d + c] += p[j] / z * values[j * row + h * d + c];
-    }
-  }
-  return out;
+// Dense attention by the suite's oracle (tests/reference/): q [q_len, heads·d] over `keys`/`values`
+// ([n, heads·d] each), per head.
+testing::OracleAttentionResult dense_attention(const float* q, int64_t q_len, const std::vector<float>& keys,
+                                               const std::vector<float>& values, int64_t heads, int64_t d) {
+  testing::OracleAttentionArgs a;
+  a.q = testing::OracleOperand::packed(q, heads, d);
+  a.k = testing::OracleOperand::packed(keys.data(), heads, d);
+  a.v = testing::OracleOperand::packed(values.data(), heads, d);
+  a.heads = heads, a.head_dim = d, a.q_len = q_len, a.kv_len = static_cast<int64_t>(keys.size()) / (heads * d);
+  a.scale = 1.0 / std::sqrt(double(d));
+  return testing::attention_oracle(a);
 }
 
 TempCacheOptions options_with(AnnBackend ann, TempCacheMatch match, float threshold) {
@@ -81,8 +72,8 @@ TEST(TempCache, IdenticalKeysAcrossFramesEqualDenseAttention) {
         std::vector<float> keys = all_k, values = all_v;
         keys.insert(keys.end(), k.begin(), k.end());
         values.insert(values.end(), v.begin(), v.end());
-        const std::vector<double> want = dense_attention(q.data(), tokens, keys, values, heads, d);
-        EXPECT_LE(testing::max_scaled_error(out.data(), want.data(), tokens * row, kF32RelTol, kF32AbsTol), 1.0)
+        const testing::OracleAttentionResult want = dense_attention(q.data(), tokens, keys, values, heads, d);
+        EXPECT_LE(testing::attention_scaled_error(out.data(), want, kF32RelTol, kF32AbsTol), 1.0)
             << ann_backend_name(ann) << " " << tempcache_match_name(match) << " chunk " << c;
         all_k = keys;
         all_v = values;

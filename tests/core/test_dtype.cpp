@@ -137,6 +137,41 @@ TEST(DtypeF16, RoundsToNearestEvenWithSubnormalsAndOverflow) {
   }
 }
 
+// Negative controls: converters with the usual mistakes disagree with the reference on the inputs
+// above (so the rounding tests can fail), and the inputs reach the fp16 subnormal and overflow
+// ranges that a flushing or saturating converter gets wrong.
+TEST(DtypeConversions, ReferenceRejectsCommonlyWrongConverters) {
+  auto mismatches = [](const Format& format, auto wrong_value) {
+    int64_t count = 0;
+    for (const uint32_t bits : test_inputs(format)) {
+      const float value = from_bits(bits);
+      if (std::isnan(value)) continue;
+      count += !same_value(wrong_value(bits, value), reference_round(value, format));
+    }
+    return count;
+  };
+  // bf16 by truncation (round toward zero), and by adding half an ulp (ties away from zero).
+  EXPECT_GT(mismatches(kBf16, [](uint32_t bits, float) { return double{bf16_to_f32(static_cast<uint16_t>(bits >> 16))}; }),
+            0);
+  EXPECT_GT(mismatches(kBf16, [](uint32_t bits, float value) {
+              if (std::isinf(value)) return double{value};
+              return double{bf16_to_f32(static_cast<uint16_t>((bits + 0x8000u) >> 16))};
+            }),
+            0);
+  // Truncation also turns a NaN whose payload sits in the low half into an infinity.
+  EXPECT_TRUE(std::isinf(bf16_to_f32(static_cast<uint16_t>(0x7f800001u >> 16))));
+  // fp16 with subnormals flushed to zero, and with overflow saturated at 65504.
+  EXPECT_GT(mismatches(kF16, [](uint32_t, float value) {
+              return std::fabs(value) < std::ldexp(1.0, -14) ? std::copysign(0.0, value) : reference_round(value, kF16);
+            }),
+            0);
+  EXPECT_GT(mismatches(kF16, [](uint32_t, float value) {
+              const double r = reference_round(value, kF16);
+              return std::isinf(r) && !std::isinf(value) ? std::copysign(65504.0, value) : r;
+            }),
+            0);
+}
+
 TEST(DtypeConversions, NamedEdgeCases) {
   const float inf = std::numeric_limits<float>::infinity();
   // bf16: ties to even at 1 + 2^-8 (down to 1) and 1 + 3·2^-8 (up to 1 + 2^-6).

@@ -1,7 +1,9 @@
-// The suite's comparator (test_util.h, max_scaled_error): a NaN or an infinity on either side is a
-// failure, never a pass; a test that expects a non-finite value must say so explicitly.
+// The suite's comparator (tests/reference/scaled_error.h: max_scaled_error, peak_relative_error): a
+// NaN or an infinity on either side is a failure, never a pass; a test that expects a non-finite
+// value must say so explicitly.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -11,6 +13,7 @@ namespace fastar {
 namespace {
 
 using testing::max_scaled_error;
+using testing::peak_relative_error;
 
 TEST(MaxScaledError, WithinAndBeyondTolerance) {
   const std::vector<float> actual = {1.0f, -2.0f, 0.0f};
@@ -37,6 +40,28 @@ TEST(MaxScaledError, NonFiniteValuesOnEitherSideFail) {
     both[2] = bad;
     EXPECT_GT(max_scaled_error(actual.data(), both.data(), 3, 1e-5, 1e-5), 1.0);
   }
+}
+
+TEST(PeakRelativeError, IsTheErrorOverTheExpectedPeak) {
+  const std::vector<float> expected = {0.0f, -4.0f, 2.0f}, actual = {0.25f, -4.0f, 1.5f};
+  EXPECT_EQ(peak_relative_error(actual.data(), expected.data(), 3), 0.5 / 4.0);  // max diff 0.5, peak 4
+  const std::vector<double> expected_d(expected.begin(), expected.end());
+  EXPECT_EQ(peak_relative_error(actual.data(), expected_d.data(), 3),
+            peak_relative_error(actual.data(), expected.data(), 3));
+}
+
+TEST(PeakRelativeError, NonFiniteValuesAndAnAllZeroReferenceFail) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> finite = {1.0f, 2.0f, 3.0f};
+  for (const float bad : {nan, inf, -inf}) {
+    SCOPED_TRACE(bad);
+    std::vector<float> broken = finite;
+    broken[1] = bad;
+    EXPECT_EQ(peak_relative_error(broken.data(), finite.data(), 3), INFINITY);  // actual side
+    EXPECT_EQ(peak_relative_error(finite.data(), broken.data(), 3), INFINITY);  // expected side
+  }
+  const std::vector<float> zeros = {0.0f, 0.0f, 0.0f};
+  EXPECT_EQ(peak_relative_error(zeros.data(), zeros.data(), 3), INFINITY);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
-// cpu::attention_forward (kernels/cpu/attention.h) against a naive double-precision softmax loop
-// written here from the header's formula, for the dense kernel and every variant (key_bias,
-// block-sparse CSR masks, block-causal), with arbitrary strides and the lse output. Each comparison
-// is paired with a check that a perturbed input moves the reference beyond tolerance.
+// cpu::attention_forward (kernels/cpu/attention.h) against the suite's double-precision attention
+// oracle (tests/reference/attention_oracle.h), for the dense kernel and every variant (key_bias,
+// block-sparse CSR masks, block-causal as the oracle's mask), with arbitrary strides and the lse
+// output; rows a mask leaves empty must be exactly 0 (lse −inf). Each comparison is paired with a
+// check that a perturbed input moves the reference beyond tolerance.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,7 +11,6 @@
 #include <limits>
 #include <numeric>
 #include <random>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -20,14 +20,22 @@
 #endif
 
 #include "fastar/kernels/cpu/attention.h"
+#include "reference/attention_oracle.h"
 #include "test_util.h"
 
 namespace fastar {
 namespace {
 
+using testing::attention_lse_scaled_error;
+using testing::attention_oracle;
+using testing::attention_scaled_error;
 using testing::kF32AbsTol;
 using testing::kF32RelTol;
 using testing::max_scaled_error;
+using testing::OracleAttentionArgs;
+using testing::OracleAttentionResult;
+using testing::OracleOperand;
+using testing::OracleVisibility;
 using testing::random_normal;
 
 // fp32 attention against a double loop: o is a convex combination of values of size ~1, so an
@@ -169,140 +177,84 @@ int64_t count_writes_outside_view(const Problem& p) {
   return written;
 }
 
-// ---- the double reference ------------------------------------------------------------------------
+// ---- the double reference: the suite's attention oracle (tests/reference/attention_oracle.h) ------
 
-// Whether query i may see key j under `var`, from the header's definitions.
-class ReferenceMask {
- public:
-  ReferenceMask(const Problem& p, const Variant& var) : var_(var), q_len_(p.q_len), kv_len_(p.kv_len) {
-    if (var.block_offsets) {
-      const int64_t blocks = (p.q_len + var.block_q - 1) / var.block_q;
-      allowed_.resize(static_cast<size_t>(blocks));
-      for (int64_t b = 0; b < blocks; ++b)
-        for (int32_t e = (*var.block_offsets)[static_cast<size_t>(b)]; e < (*var.block_offsets)[static_cast<size_t>(b + 1)]; ++e)
-          allowed_[static_cast<size_t>(b)].insert((*var.block_index)[static_cast<size_t>(e)]);
-    }
+// The oracle's view of `p` under `var`: the problem's strides, the key bias, the CSR selection, and
+// block-causal as a mask written from the header's definition.
+OracleAttentionArgs oracle_args(const Problem& p, const Variant& var) {
+  OracleAttentionArgs a;
+  a.q = OracleOperand(p.qs.data() + p.q_off, p.q_row, p.q_head);
+  a.k = OracleOperand(p.ks.data() + p.k_off, p.k_row, p.k_head);
+  a.v = OracleOperand(p.vs.data() + p.v_off, p.v_row, p.v_head);
+  a.heads = p.heads, a.head_dim = p.head_dim, a.q_len = p.q_len, a.kv_len = p.kv_len;
+  a.scale = p.scale;
+  if (var.key_bias) {
+    const float* bias = var.key_bias;
+    const int64_t stride = var.key_bias_head_stride;
+    a.bias = [bias, stride](int64_t h, int64_t, int64_t j) { return static_cast<double>(bias[h * stride + j]); };
   }
-  bool operator()(int64_t i, int64_t j) const {
-    if (var_.block_offsets && !allowed_[static_cast<size_t>(i / var_.block_q)].count(j / var_.block_k)) return false;
-    if (var_.causal_block > 0) {
-      const int64_t query_pos = i + kv_len_ - q_len_;  // queries are the last q_len positions
-      if (j / var_.causal_block > query_pos / var_.causal_block) return false;
-    }
-    return true;
+  if (var.block_offsets)
+    a.block_sparse = {var.block_offsets->data(), var.block_index->data(), var.block_q, var.block_k};
+  if (var.causal_block > 0) {
+    const int64_t block = var.causal_block, shift = p.kv_len - p.q_len;  // queries are the last q_len positions
+    a.mask = [block, shift](int64_t, int64_t i, int64_t j) { return j / block <= (i + shift) / block; };
   }
+  return a;
+}
 
- private:
-  Variant var_;
-  int64_t q_len_, kv_len_;
-  std::vector<std::set<int64_t>> allowed_;
-};
+OracleAttentionResult reference_attention(const Problem& p, const Variant& var) {
+  return attention_oracle(oracle_args(p, var));
+}
 
-struct Reference {
-  std::vector<double> o;    // [q_len, heads, head_dim]
-  std::vector<double> lse;  // [heads, q_len], -inf for rows with no key
-};
+// The reference with key `key`'s k and v raised by 1 at d = 0 in every head: the sensitivity check.
+OracleAttentionResult perturbed_reference(Problem p, const Variant& var, int64_t key) {
+  for (int64_t h = 0; h < p.heads; ++h) {
+    p.k_ref(key, h, 0) += 1.0f;
+    p.v_ref(key, h, 0) += 1.0f;
+  }
+  return reference_attention(p, var);
+}
 
-// Naive softmax attention in double. perturb_key >= 0 adds 1 to k and v of that key (all heads, d = 0)
-// to build the sensitivity check's reference.
-Reference reference_attention(const Problem& p, const Variant& var, int64_t perturb_key = -1) {
-  const ReferenceMask mask(p, var);
-  Reference r;
-  r.o.assign(static_cast<size_t>(p.q_len * p.heads * p.head_dim), 0.0);
-  r.lse.assign(static_cast<size_t>(p.heads * p.q_len), -std::numeric_limits<double>::infinity());
-  std::vector<double> logits(static_cast<size_t>(p.kv_len));
-  std::vector<char> visible(static_cast<size_t>(p.kv_len));
-  for (int64_t h = 0; h < p.heads; ++h)
-    for (int64_t i = 0; i < p.q_len; ++i) {
-      double max_logit = -std::numeric_limits<double>::infinity();
-      bool any = false;
-      for (int64_t j = 0; j < p.kv_len; ++j) {
-        visible[static_cast<size_t>(j)] = mask(i, j);
-        if (!visible[static_cast<size_t>(j)]) continue;
-        double dot = 0.0;
-        for (int64_t d = 0; d < p.head_dim; ++d) {
-          const double kd = p.k_at(j, h, d) + (j == perturb_key && d == 0 ? 1.0 : 0.0);
-          dot += static_cast<double>(p.q_at(i, h, d)) * kd;
-        }
-        double logit = static_cast<double>(p.scale) * dot;
-        if (var.key_bias) logit += var.key_bias[h * var.key_bias_head_stride + j];
-        logits[static_cast<size_t>(j)] = logit;
-        max_logit = std::max(max_logit, logit);
-        any = true;
-      }
-      if (!any) continue;  // o = 0, lse = -inf
-      double denom = 0.0;
-      std::vector<double> acc(static_cast<size_t>(p.head_dim), 0.0);
-      for (int64_t j = 0; j < p.kv_len; ++j) {
-        if (!visible[static_cast<size_t>(j)]) continue;
-        const double w = std::exp(logits[static_cast<size_t>(j)] - max_logit);
-        denom += w;
-        for (int64_t d = 0; d < p.head_dim; ++d)
-          acc[static_cast<size_t>(d)] += w * (p.v_at(j, h, d) + (j == perturb_key && d == 0 ? 1.0 : 0.0));
-      }
-      for (int64_t d = 0; d < p.head_dim; ++d)
-        r.o[static_cast<size_t>((i * p.heads + h) * p.head_dim + d)] = acc[static_cast<size_t>(d)] / denom;
-      r.lse[static_cast<size_t>(h * p.q_len + i)] = max_logit + std::log(denom);
-    }
-  return r;
+// Whether query i (head 0; the variants here are shared by all heads) sees key j under `var`.
+bool key_visible(const Problem& p, const Variant& var, int64_t i, int64_t j) {
+  const OracleAttentionArgs args = oracle_args(p, var);
+  return OracleVisibility(args)(0, i, j);
 }
 
 // A key that some query sees (the last such query's first visible key), or -1 when the mask is empty.
 int64_t some_visible_key(const Problem& p, const Variant& var) {
-  const ReferenceMask mask(p, var);
+  const OracleAttentionArgs args = oracle_args(p, var);
+  const OracleVisibility visible(args);
   for (int64_t i = p.q_len - 1; i >= 0; --i)
     for (int64_t j = 0; j < p.kv_len; ++j)
-      if (mask(i, j)) return j;
+      if (visible(0, i, j)) return j;
   return -1;
 }
 
-double lse_scaled_error(const std::vector<float>& actual, const std::vector<double>& expected) {
-  double worst = 0.0;
-  for (size_t e = 0; e < expected.size(); ++e) {
-    if (std::isinf(expected[e])) {
-      if (!(std::isinf(actual[e]) && actual[e] < 0)) return INFINITY;
-      continue;
-    }
-    if (!std::isfinite(actual[e])) return INFINITY;
-    worst = std::max(worst, std::fabs(actual[e] - expected[e]) / (kLseAbsTol + kLseRelTol * std::fabs(expected[e])));
-  }
-  return worst;
-}
-
-// Runs the kernel on `p` with `var` and checks o, lse, empty rows, untouched padding, and that the
-// comparison is sensitive to a perturbed visible key.
+// Runs the kernel on `p` with `var` and checks o and lse (empty rows: o exactly 0, lse −inf),
+// untouched padding, and that the comparison is sensitive to a perturbed visible key.
 void check_against_reference(Problem& p, const Variant& var, bool with_lse = true) {
   run_kernel(p, var, with_lse);
   const auto out = gather_output(p);
-  const Reference ref = reference_attention(p, var);
-  const double err = max_scaled_error(out.data(), ref.o.data(), static_cast<int64_t>(out.size()), kAttnRelTol, kAttnAbsTol);
-  EXPECT_LE(err, 1.0) << "o differs from the double reference (scaled error " << err << ")";
+  const OracleAttentionResult ref = reference_attention(p, var);
+  const double err = attention_scaled_error(out.data(), ref, kAttnRelTol, kAttnAbsTol);
+  EXPECT_LE(err, 1.0) << "o differs from the oracle (scaled error " << err << "; "
+                      << ref.empty_rows() << " empty rows must be exactly 0)";
   if (with_lse) {
-    const double lse_err = lse_scaled_error(p.lse, ref.lse);
-    EXPECT_LE(lse_err, 1.0) << "lse differs from the double reference (scaled error " << lse_err << ")";
+    const double lse_err = attention_lse_scaled_error(p.lse.data(), ref, kLseRelTol, kLseAbsTol);
+    EXPECT_LE(lse_err, 1.0) << "lse differs from the oracle (scaled error " << lse_err << ")";
   } else {
     for (const float v : p.lse) ASSERT_EQ(v, kOutputSentinel) << "lse written although lse == nullptr";
   }
   EXPECT_EQ(count_writes_outside_view(p), 0) << "o written outside its strided view";
-  // Rows the mask leaves empty: o exactly 0 (and lse = -inf, checked above).
-  int64_t empty_rows = 0;
-  for (int64_t h = 0; h < p.heads; ++h)
-    for (int64_t i = 0; i < p.q_len; ++i) {
-      if (!std::isinf(ref.lse[static_cast<size_t>(h * p.q_len + i)])) continue;
-      ++empty_rows;
-      for (int64_t d = 0; d < p.head_dim; ++d)
-        ASSERT_EQ(out[static_cast<size_t>((i * p.heads + h) * p.head_dim + d)], 0.0f)
-            << "empty row must give o = 0: head " << h << " query " << i << " d " << d;
-    }
   // Sensitivity of the comparison.
   const int64_t key = some_visible_key(p, var);
   if (key >= 0) {
-    const Reference perturbed = reference_attention(p, var, key);
-    EXPECT_GT(max_scaled_error(out.data(), perturbed.o.data(), static_cast<int64_t>(out.size()), kAttnRelTol, kAttnAbsTol),
-              1.0)
+    const OracleAttentionResult perturbed = perturbed_reference(p, var, key);
+    EXPECT_GT(attention_scaled_error(out.data(), perturbed, kAttnRelTol, kAttnAbsTol), 1.0)
         << "sanity: perturbing key " << key << " should move the reference beyond tolerance";
   } else {
-    EXPECT_EQ(empty_rows, p.heads * p.q_len);
+    EXPECT_EQ(ref.empty_rows(), p.heads * p.q_len);
   }
 }
 
@@ -378,7 +330,7 @@ TEST(CpuAttention, KeyBiasPerHeadAndShared) {
         check_against_reference(p, var);
         // The bias must matter: the unbiased reference is far from the result.
         const auto out = gather_output(p);
-        const Reference unbiased = reference_attention(p, Variant{});
+        const OracleAttentionResult unbiased = reference_attention(p, Variant{});
         if (len.kv > 1) {
           EXPECT_GT(max_scaled_error(out.data(), unbiased.o.data(), static_cast<int64_t>(out.size()), kAttnRelTol,
                                      kAttnAbsTol),
@@ -532,13 +484,10 @@ void run_block_sparse_cases(bool shuffle, uint64_t seed_base) {
         cases_with_empty_block += q_blocks > 1;
         check_against_reference(p, var);
         // The mask must matter whenever it drops some visible key: dense attention then differs.
-        bool drops = false;
-        const ReferenceMask mask(p, var);
-        for (int64_t i = 0; i < p.q_len && !drops; ++i)
-          for (int64_t j = 0; j < p.kv_len && !drops; ++j) drops = !mask(i, j);
+        const bool drops = reference_attention(p, var).visible_pairs() < p.heads * p.q_len * p.kv_len;
         if (drops) {
           const auto out = gather_output(p);
-          const Reference dense = reference_attention(p, Variant{});
+          const OracleAttentionResult dense = reference_attention(p, Variant{});
           EXPECT_GT(max_scaled_error(out.data(), dense.o.data(), static_cast<int64_t>(out.size()), kAttnRelTol,
                                      kAttnAbsTol),
                     1.0);
@@ -615,21 +564,20 @@ TEST(CpuAttention, BlockCausalMatchesMaskedLoop) {
         // Where the mask hides keys, plain causal (per token) and dense attention both differ from it.
         const auto out = gather_output(p);
         bool hides = false;
-        const ReferenceMask mask(p, var);
-        for (int64_t i = 0; i < p.q_len && !hides; ++i) hides = !mask(i, p.kv_len - 1);
+        for (int64_t i = 0; i < p.q_len && !hides; ++i) hides = !key_visible(p, var, i, p.kv_len - 1);
         if (hides) {
-          const Reference dense = reference_attention(p, Variant{});
+          const OracleAttentionResult dense = reference_attention(p, Variant{});
           EXPECT_GT(max_scaled_error(out.data(), dense.o.data(), static_cast<int64_t>(out.size()), kAttnRelTol,
                                      kAttnAbsTol),
                     1.0);
         }
         Variant token_causal;
         token_causal.causal_block = 1;
-        const Reference per_token = reference_attention(p, token_causal);
-        const ReferenceMask token_mask(p, token_causal);
+        const OracleAttentionResult per_token = reference_attention(p, token_causal);
         bool masks_differ = false;
         for (int64_t i = 0; i < p.q_len && !masks_differ; ++i)
-          for (int64_t j = 0; j < p.kv_len && !masks_differ; ++j) masks_differ = mask(i, j) != token_mask(i, j);
+          for (int64_t j = 0; j < p.kv_len && !masks_differ; ++j)
+            masks_differ = key_visible(p, var, i, j) != key_visible(p, token_causal, i, j);
         if (masks_differ) {
           EXPECT_GT(max_scaled_error(out.data(), per_token.o.data(), static_cast<int64_t>(out.size()), kAttnRelTol,
                                      kAttnAbsTol),

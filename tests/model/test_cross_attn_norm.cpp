@@ -15,6 +15,7 @@
 
 #include "fastar/core/safetensors.h"
 #include "fastar/model/wan_dit.h"
+#include "reference/attention_oracle.h"
 #include "test_util.h"
 
 namespace fastar {
@@ -96,24 +97,13 @@ std::vector<double> reference_output(const WanModel& model, const Tensor& latent
   const Tensor* norm_bias = b.cross_norm_bias.defined() ? &b.cross_norm_bias : nullptr;
   const std::vector<double> h = norm_before_cross ? layer_norm(x0, kTokens, d, c.eps, norm_weight, norm_bias) : x0;
   const std::vector<double> q = linear(b.cross_q, h, kTokens);
-  const float* k = prompt.cross_k[0].data<float>();
-  const float* v = prompt.cross_v[0].data<float>();
-  std::vector<double> attn(static_cast<size_t>(kTokens * d), 0.0);
-  for (int64_t t = 0; t < kTokens; ++t)
-    for (int64_t head = 0; head < heads; ++head) {
-      std::vector<double> scores(static_cast<size_t>(rows));
-      for (int64_t j = 0; j < rows; ++j) {
-        double dot = 0;
-        for (int64_t i = 0; i < hd; ++i) dot += q[static_cast<size_t>(t * d + head * hd + i)] * k[j * d + head * hd + i];
-        scores[static_cast<size_t>(j)] = dot / std::sqrt(static_cast<double>(hd));
-      }
-      const double top = *std::max_element(scores.begin(), scores.end());
-      double total = 0;
-      for (double& s : scores) total += (s = std::exp(s - top));
-      for (int64_t j = 0; j < rows; ++j)
-        for (int64_t i = 0; i < hd; ++i)
-          attn[static_cast<size_t>(t * d + head * hd + i)] += scores[static_cast<size_t>(j)] / total * v[j * d + head * hd + i];
-    }
+  testing::OracleAttentionArgs a;  // cross-attention over the prompt rows, no mask
+  a.q = testing::OracleOperand::packed(q.data(), heads, hd);
+  a.k = testing::OracleOperand::packed(prompt.cross_k[0].data<float>(), heads, hd);
+  a.v = testing::OracleOperand::packed(prompt.cross_v[0].data<float>(), heads, hd);
+  a.heads = heads, a.head_dim = hd, a.q_len = kTokens, a.kv_len = rows;
+  a.scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const std::vector<double> attn = testing::attention_oracle(a).o;
   const std::vector<double> y = linear(b.cross_o, attn, kTokens);
   std::vector<double> x = x0;
   for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];

@@ -56,16 +56,11 @@ std::shared_ptr<const TaehvDecoderWeights> golden_weights(TaehvVariant variant =
                                                                                 variant));
 }
 
-// max |a − b| / max |b| over all entries.
+// max |a − b| / max |b| over all entries; infinity on NaN/Inf (tests/reference/scaled_error.h).
 double relative_error(const Tensor& actual, const Tensor& expected) {
   EXPECT_EQ(actual.shape(), expected.shape());
   if (actual.shape() != expected.shape()) return INFINITY;
-  double max_diff = 0, max_ref = 0;
-  for (int64_t i = 0; i < expected.numel(); ++i) {
-    max_diff = std::max(max_diff, std::fabs(double(actual.data<float>()[i]) - expected.data<float>()[i]));
-    max_ref = std::max(max_ref, std::fabs(double(expected.data<float>()[i])));
-  }
-  return max_diff / max_ref;
+  return testing::peak_relative_error(actual.data<float>(), expected.data<float>(), expected.numel());
 }
 
 // Latent frames [begin, end) of latent [C, T, h, w].

@@ -23,14 +23,20 @@ constexpr double kGoldenTolerance = 1e-4;  // max |ours − torch| / max |torch|
 
 std::string golden(const std::string& name) { return testing::source_path("tests/model/golden/" + name); }
 
+// max |actual − expected| / max |expected|; infinity on NaN/Inf (tests/reference/scaled_error.h).
 double relative_error(const Tensor& actual, const Tensor& expected) {
   EXPECT_EQ(actual.shape(), expected.shape());
-  double max_diff = 0, max_ref = 0;
-  for (int64_t i = 0; i < expected.numel(); ++i) {
-    max_diff = std::max(max_diff, std::fabs(double(actual.data<float>()[i]) - expected.data<float>()[i]));
-    max_ref = std::max(max_ref, std::fabs(double(expected.data<float>()[i])));
+  return testing::peak_relative_error(actual.data<float>(), expected.data<float>(), expected.numel());
+}
+
+// Rows of `out` [text_len, dim] that hold anything but exact zeros.
+int64_t nonzero_rows(const Tensor& out) {
+  int64_t rows = 0;
+  for (int64_t i = 0; i < out.size(0); ++i) {
+    const float* row = out.data<float>() + i * out.size(1);
+    rows += std::any_of(row, row + out.size(1), [](float x) { return x != 0.0f; });
   }
-  return max_diff / max_ref;
+  return rows;
 }
 
 std::vector<int32_t> ids_of(const Tensor& t) {
@@ -70,9 +76,32 @@ TEST_F(WorldGolden, TextEncoderSensitivity) {
   // Moving one word changes its row and, through attention, the others: far beyond the tolerance.
   const TextEncoder encoder = TextEncoder::load(golden("world_tiny"));
   std::vector<int32_t> ids = ids_of(io_.tensor("te.case0.ids"));
+  ASSERT_NE(ids[1], ids[2]) << "the swap must move a word";
   std::swap(ids[1], ids[2]);
   EXPECT_GT(relative_error(encoder.encode(ids), tensor("te.case0.output")), 100 * kGoldenTolerance);
-  EXPECT_TRUE(encoder.encode(std::vector<int32_t>{}).numel() > 0);  // empty prompt: all zeros, no NaN
+}
+
+TEST_F(WorldGolden, PromptsWithoutWordsEncodeToExactZeros) {
+  // No word to attend to: every row is padding, exactly 0 (no NaN from an empty softmax or a
+  // LayerNorm of nothing), in the full [text_len, dim] shape the DiT's cross-attention expects.
+  const TextEncoder encoder = TextEncoder::load(golden("world_tiny"));
+  const Tensor reference = tensor("te.case0.output");
+  const int64_t text_len = reference.size(0), dim = reference.size(1);
+  const Tensor full_padding = encoder.encode(std::vector<int32_t>(static_cast<size_t>(text_len), 0));
+  for (const Tensor& out : {encoder.encode(std::vector<int32_t>{}), encoder.encode(std::vector<int32_t>{0, 0, 0}),
+                            full_padding}) {
+    ASSERT_EQ(out.shape(), (Shape{text_len, dim}));
+    EXPECT_EQ(nonzero_rows(out), 0);
+  }
+  // Negative control: one real word (at position 2, between padding) fills its row, and only it.
+  const std::vector<int32_t> case0 = ids_of(io_.tensor("te.case0.ids"));
+  ASSERT_NE(case0[0], 0);
+  const Tensor one_word = encoder.encode(std::vector<int32_t>{0, 0, case0[0]});
+  ASSERT_EQ(one_word.shape(), (Shape{text_len, dim}));
+  EXPECT_EQ(nonzero_rows(one_word), 1);
+  const float* row = one_word.data<float>() + 2 * dim;
+  EXPECT_TRUE(std::any_of(row, row + dim, [](float x) { return x != 0.0f; }));
+  EXPECT_TRUE(std::all_of(row, row + dim, [](float x) { return std::isfinite(x); }));
 }
 
 TEST_F(WorldGolden, ActionDitMatchesPyTorch) {

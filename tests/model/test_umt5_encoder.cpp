@@ -35,13 +35,9 @@ constexpr double kBf16Tolerance = 2e-2;
 
 std::string golden(const std::string& name) { return testing::source_path("tests/model/golden/umt5_tiny/" + name); }
 
+// max |a − b| / max |b|; infinity on NaN/Inf (tests/reference/scaled_error.h).
 double relative_error(const float* actual, const float* expected, int64_t count) {
-  double max_diff = 0, max_ref = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    max_diff = std::max(max_diff, std::fabs(double(actual[i]) - expected[i]));
-    max_ref = std::max(max_ref, std::fabs(double(expected[i])));
-  }
-  return max_diff / max_ref;
+  return testing::peak_relative_error(actual, expected, count);
 }
 
 class Umt5Golden : public ::testing::Test {

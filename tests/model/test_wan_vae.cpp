@@ -59,16 +59,11 @@ std::shared_ptr<const WanVaeDecoderWeights> diffusers_weights() {
   return weights;
 }
 
-// max |a − b| / max |b| over all entries.
+// max |a − b| / max |b| over all entries; infinity on NaN/Inf (tests/reference/scaled_error.h).
 double relative_error(const Tensor& actual, const Tensor& expected) {
   EXPECT_EQ(actual.shape(), expected.shape());
   if (actual.shape() != expected.shape()) return INFINITY;
-  double max_diff = 0, max_ref = 0;
-  for (int64_t i = 0; i < expected.numel(); ++i) {
-    max_diff = std::max(max_diff, std::fabs(double(actual.data<float>()[i]) - expected.data<float>()[i]));
-    max_ref = std::max(max_ref, std::fabs(double(expected.data<float>()[i])));
-  }
-  return max_diff / max_ref;
+  return testing::peak_relative_error(actual.data<float>(), expected.data<float>(), expected.numel());
 }
 
 // Frames [begin, end) of a [C, T, ...] or [T, ...] tensor along `axis` (0 or 1).

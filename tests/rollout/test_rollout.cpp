@@ -23,13 +23,9 @@ constexpr double kChunkedVsFullTolerance = 1e-5;  // max |Δ| / max |reference|
 using testing::random_tensor;
 using testing::tiny_config;
 
+// max |a − b| / max |b|; infinity on NaN/Inf (tests/reference/scaled_error.h).
 double relative_error(const float* actual, const float* expected, int64_t count) {
-  double max_diff = 0, max_ref = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    max_diff = std::max(max_diff, std::fabs(double(actual[i]) - expected[i]));
-    max_ref = std::max(max_ref, std::fabs(double(expected[i])));
-  }
-  return max_diff / max_ref;
+  return testing::peak_relative_error(actual, expected, count);
 }
 
 // Frames [f0, f0 + n) of a [C, F, H, W] latent.

@@ -240,7 +240,9 @@ def install_wan_rope(model):
 # --------------------------------------------------------------------------------------------
 
 def spec_forward(w, cfg, latent, t_frames, context, sinusoid_dtype=torch.float64):
-    """latent [C,F,H,W], t_frames [F], context [L,text_dim]; returns velocity [C,F,H,W] (f64)."""
+    """latent [C,F,H,W], t_frames [F], context [L,text_dim]; returns velocity [C,F,H,W] (f64).
+    cfg["cross_attn_norm"] false (make_wan_no_cross_norm_golden.py): no norm3, cross-attention reads
+    the residual stream itself (Wan's nn.Identity)."""
     f64 = torch.float64
     W = {k: v.to(f64) for k, v in w.items()}
     D, nh, eps = cfg["dim"], cfg["num_heads"], cfg["eps"]
@@ -322,8 +324,11 @@ def spec_forward(w, cfg, latent, t_frames, context, sinusoid_dtype=torch.float64
         v = lin(h, b + "self_attn.v").reshape(L, nh, hd)
         y = lin(attention(rope(q), rope(k), v), b + "self_attn.o")
         x = x + y * m2
-        # cross-attention (affine LayerNorm "norm3", no RoPE, no mask, no gate)
-        h = layer_norm(x) * W[b + "norm3.weight"] + W[b + "norm3.bias"]
+        # cross-attention (affine LayerNorm "norm3" or none, no RoPE, no mask, no gate)
+        if cfg.get("cross_attn_norm", True):
+            h = layer_norm(x) * W[b + "norm3.weight"] + W[b + "norm3.bias"]
+        else:
+            h = x
         q = rms_norm(lin(h, b + "cross_attn.q"), W[b + "cross_attn.norm_q.weight"]).reshape(L, nh, hd)
         k = rms_norm(lin(ctx, b + "cross_attn.k"), W[b + "cross_attn.norm_k.weight"])
         v = lin(ctx, b + "cross_attn.v")
