@@ -1,4 +1,5 @@
 // fastar world: the procedural world of the small trained model (docs/world.md).
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -7,6 +8,7 @@
 #include "fastar/apps/args.h"
 #include "fastar/apps/commands.h"
 #include "fastar/apps/progress.h"
+#include "fastar/core/atomic_file.h"
 #include "fastar/core/error.h"
 #include "fastar/rollout/frame_sink.h"
 #include "fastar/world/world.h"
@@ -23,6 +25,7 @@ const char* kWorldUsage =
     "\n"
     "subcommands:\n"
     "  render    render the ground-truth frames of (prompt, actions, seed) to PNGs or an MP4\n"
+    "            (--scene revisit: the revisit scene, with its per-object ground truth as JSON)\n"
     "  prompt    print a random valid prompt\n"
     "  dataset   write a training set of random clips as one safetensors file\n"
     "  vocab     print the prompt vocabulary as a JSON list (configs/world/vocab.json)\n"
@@ -39,27 +42,84 @@ void no_positionals(const Args& args, const std::string& command) {
                                                     << "' (see fastar " << command << " --help)");
 }
 
+// Where the revisit scene's ground truth goes: FILE.mp4 -> FILE.truth.json, DIR -> DIR/truth.json.
+std::string truth_json_path(const std::string& out) {
+  const size_t n = out.size();
+  if (n >= 4) {
+    std::string tail = out.substr(n - 4);
+    for (char& c : tail) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (tail == ".mp4") return out.substr(0, n - 4) + ".truth.json";
+  }
+  return out + "/truth.json";
+}
+
+// fastar world render --scene revisit: frames as for a prompt, plus the ground truth as JSON.
+int run_render_revisit(const Args& args) {
+  FASTAR_CHECK(!args.has("prompt"), "fastar world render: --scene revisit takes no --prompt (its objects and their "
+                                    "colours come from --seed)");
+  FASTAR_CHECK(args.has("out"), "fastar world render: --out is required (a folder for PNGs or a .mp4 file)");
+  const uint64_t seed = get_seed(args, "world render");
+  const int64_t frames = args.get_int("frames", 96, 1, 1000000);
+  world::RevisitRule rule;
+  rule.min_unseen = args.get_int("min-unseen", rule.min_unseen, 1, 1000000);
+  const std::vector<uint8_t> actions = args.has("actions") ? world::parse_actions(args.get("actions", ""), frames)
+                                                           : world::revisit_actions(world::RevisitScript{}, frames);
+  const world::RevisitWorld scene(seed);
+  const std::string out = args.get("out", "");
+  std::unique_ptr<FrameSink> sink = make_frame_sink(out, static_cast<int>(args.get_int("fps", 8, 1, 1000)));
+  RgbFrame frame;
+  frame.width = frame.height = world::kFrameSize;
+  frame.rgb.resize(static_cast<size_t>(world::kFrameSize) * world::kFrameSize * 3);
+  std::vector<world::RevisitFrameTruth> truth;
+  world::CameraState camera;
+  for (int64_t t = 0; t < frames; ++t) {
+    camera = world::RevisitWorld::step_camera(camera, actions[static_cast<size_t>(t)]);
+    truth.push_back(scene.render(camera, t, frame.rgb.data()));
+    sink->write(frame);
+  }
+  sink->finish();
+  const std::string json_path = truth_json_path(out);
+  write_file_atomically(json_path, world::revisit_truth_json(scene, actions, truth, rule));
+  std::fprintf(stderr, "scene: revisit (seed %llu)\nactions: %s\nwrote %lld frames: %s\nground truth: %s (%zu revisit frames)\n",
+               static_cast<unsigned long long>(seed), world::format_actions(actions).c_str(),
+               static_cast<long long>(frames), sink->describe().c_str(), json_path.c_str(),
+               world::revisit_frames(world::revisited_objects(truth, rule)).size());
+  return 0;
+}
+
 int run_render(int argc, char** argv) {
   const std::vector<OptionSpec> specs = {
       {"prompt", "TEXT", "scene description, e.g. \"a red circle bounces . background stripes pans right .\"", ""},
       {"actions", "STR", "player actions, one character per frame: . none, U up, D down, L left, R right; "
                          "shorter strings are padded with none", "all none"},
       {"seed", "S", "seed of start positions, phases, speeds and background colours (required)", ""},
-      {"frames", "N", "number of frames", "24"},
+      {"frames", "N", "number of frames", "24 (96 with --scene revisit)"},
       {"out", "PATH", "folder of PNG frames, or a .mp4 file (required)", ""},
       {"fps", "N", "MP4 frame rate", "8"},
+      {"scene", "KIND", "prompt: the scene of --prompt; revisit: the revisit scene (a map larger than the view "
+                        "that the actions pan across, no prompt), which also writes its per-frame ground truth "
+                        "as JSON (DIR/truth.json, or FILE.truth.json beside FILE.mp4)", "prompt"},
+      {"min-unseen", "N", "--scene revisit: frames an object must be unseen before its return is a revisit frame",
+       "30"},
   };
   Args args("world render", specs, argc, argv);
   if (args.help()) {
     std::fputs(format_help("fastar world render --prompt TEXT [--actions STR] --seed S --frames N --out DIR|FILE.mp4",
                            "Renders the world's ground-truth frames for (prompt, actions, seed); the same inputs\n"
-                           "always give the same bytes. The grammar of prompts is in docs/world.md.",
+                           "always give the same bytes. The grammar of prompts is in docs/world.md.\n"
+                           "With --scene revisit (no --prompt), the default actions pan away, wait and pan back\n"
+                           "(world::revisit_actions); docs/world.md, \"The revisit scene\", has the JSON's schema.",
                            specs)
                    .c_str(),
                stdout);
     return 0;
   }
   no_positionals(args, "world render");
+  const std::string scene_kind = args.get("scene", "prompt");
+  FASTAR_CHECK(scene_kind == "prompt" || scene_kind == "revisit",
+               "fastar world render: --scene must be 'prompt' or 'revisit', got '" << scene_kind << "'");
+  if (scene_kind == "revisit") return run_render_revisit(args);
+  FASTAR_CHECK(!args.has("min-unseen"), "fastar world render: --min-unseen applies to --scene revisit only");
   FASTAR_CHECK(args.has("prompt"), "fastar world render: --prompt is required (try: fastar world prompt --seed 1)");
   FASTAR_CHECK(args.has("out"), "fastar world render: --out is required (a folder for PNGs or a .mp4 file)");
   const uint64_t seed = get_seed(args, "world render");
