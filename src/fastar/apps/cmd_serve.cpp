@@ -2,6 +2,7 @@
 // client, steered by the keys and a live prompt (serving-spec.md §6). The server is src/fastar/serve/;
 // this command turns options into a Server and runs it until SIGINT / SIGTERM.
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "fastar/core/error.h"
 #include "fastar/serve/model_chunk_source.h"
 #include "fastar/serve/server.h"
+#include "fastar/serve/video_codec.h"
 #include "fastar/serve/world_chunk_source.h"
 #include "fastar/session/policy_spec.h"
 
@@ -33,6 +35,10 @@ std::vector<OptionSpec> serve_option_specs() {
       {"idle-timeout", "S", "close a session without a client message this long", "300"},
       {"hello-timeout", "S", "close a connection that sends no hello this long", "10"},
       {"jpeg-quality", "Q", "JPEG quality of the frames, 1-100", "90"},
+      {"codec", "NAME", "jpeg (a JPEG per frame) | h264 (libx264 access units decoded by the page's WebCodecs; "
+                        "fewer bytes for large frames; a browser without it gets JPEG)", "jpeg"},
+      {"keyframe-interval", "N", "--codec h264: frames between keyframes (also one at the start and at each reset)", "32"},
+      {"h264-crf", "N", "--codec h264: libx264's constant rate factor, 0 (lossless) - 51; lower is better", "20"},
       {"max-message-rate", "N", "client messages per second per session (bursts of N); over it: an error, then close 1008; 0 = no cap", "50"},
       {"outbox-bytes", "N", "a session waits while this many bytes are queued for its socket (and at most 2 chunks); 0 = no byte cap", "8388608"},
       {"policy", "NAME", "cross-frame memory of --source model: dense | window | tempcache | arl2, +window, +annsa, +annca",
@@ -66,6 +72,15 @@ int run_serve(int argc, char** argv) {
   options.max_sessions = static_cast<int>(args.get_int("max-sessions", 2, 1, 1024));
   options.allowed_origins = split_list(args.get("allow-origin", ""));
   options.jpeg_quality = static_cast<int>(args.get_int("jpeg-quality", 90, 1, 100));
+  const std::string codec = args.get("codec", "jpeg");
+  const std::optional<serve::VideoCodec> parsed_codec = serve::parse_video_codec(codec);
+  FASTAR_CHECK(parsed_codec, "fastar serve: --codec must be jpeg or h264 (got '" << codec << "')");
+  FASTAR_CHECK(*parsed_codec != serve::VideoCodec::H264 || serve::h264_available(),
+               "fastar serve: --codec h264 needs FFmpeg's libavcodec, and this fastar was built with FASTAR_VIDEO=OFF; "
+               "rebuild with -DFASTAR_VIDEO=ON (Debian: libavcodec-dev libswscale-dev), or use --codec jpeg");
+  options.media.codec = *parsed_codec;
+  options.media.h264.keyframe_interval = static_cast<int>(args.get_int("keyframe-interval", 32, 1, 100000));
+  options.media.h264.crf = static_cast<int>(args.get_int("h264-crf", 20, 0, 51));
   options.timeouts.stall_s = args.get_double("stall-timeout", 10);
   options.timeouts.idle_s = args.get_double("idle-timeout", 300);
   options.timeouts.hello_s = args.get_double("hello-timeout", 10);
@@ -100,8 +115,8 @@ int run_serve(int argc, char** argv) {
 
   serve::Server server(options, std::move(factory));
   const uint16_t port = server.start();
-  std::printf("fastar serve: http://%s:%u/ (%s source; Ctrl-C to stop)\n",
-              guard.loopback() ? "127.0.0.1" : options.host.c_str(), port, source.c_str());
+  std::printf("fastar serve: http://%s:%u/ (%s source, %s; Ctrl-C to stop)\n",
+              guard.loopback() ? "127.0.0.1" : options.host.c_str(), port, source.c_str(), codec.c_str());
   std::fflush(stdout);
   server.wait();
   std::printf("fastar serve: stopped\n");

@@ -13,9 +13,18 @@ namespace fastar::serve {
 EncodedChunk encode_chunk(const ChunkToEncode& job, JpegEncoder& jpeg) {
   EncodedChunk encoded;
   const size_t count = job.chunk.frames.size();
+  H264Encoder* h264 = nullptr;
+  if (job.codec == VideoCodec::H264 && count > 0) {
+    FASTAR_CHECK(job.video, "an H.264 chunk without its session's encoder state");
+    const RgbFrame& first = job.chunk.frames[0];
+    std::unique_ptr<H264Encoder>& encoder = job.video->h264;
+    if (!encoder || encoder->width() != first.width || encoder->height() != first.height)
+      encoder = std::make_unique<H264Encoder>(first.width, first.height, job.fps, job.video->settings);
+    h264 = encoder.get();
+  }
   for (size_t f = 0; f < count; ++f) {
     MediaHeader header;
-    header.kind = MediaKind::Jpeg;
+    header.kind = h264 ? MediaKind::H264 : MediaKind::Jpeg;
     header.chunk_start = f == 0;
     header.chunk_end = f + 1 == count;
     header.frame_index = static_cast<uint64_t>(job.chunk.first_frame) + f;
@@ -25,7 +34,13 @@ EncodedChunk encode_chunk(const ChunkToEncode& job, JpegEncoder& jpeg) {
     header.pts_ms = static_cast<uint32_t>(std::llround(1000.0 * static_cast<double>(header.frame_index) / job.fps));
     std::string message;
     append_media_header(header, message);
-    jpeg.encode(job.chunk.frames[f], message);
+    if (h264) {
+      // The header goes first, but only the encoder knows whether the frame became a keyframe.
+      const bool key = h264->encode(job.chunk.frames[f], job.restart && f == 0, message);
+      set_media_key_flag(key, message);
+    } else {
+      jpeg.encode(job.chunk.frames[f], message);
+    }
     encoded.media.push_back(std::move(message));
   }
   encoded.summary = chunk_message(job.chunk, job.action_seq, job.prompt_seq, job.paused_ms);

@@ -13,9 +13,17 @@
 #include <vector>
 
 #include "fastar/serve/chunk_source.h"
+#include "fastar/serve/h264_encoder.h"
 #include "fastar/serve/session_output.h"
 
 namespace fastar::serve {
+
+// One session's H.264 state: made by the engine when the session opens, used by the encoder thread alone
+// (it keeps each session's chunks in order, so the stream's frames reach the encoder in order).
+struct SessionVideo {
+  H264Settings settings;
+  std::unique_ptr<H264Encoder> h264;  // made at the first H.264 chunk, at its frames' size
+};
 
 struct ChunkToEncode {
   std::weak_ptr<SessionOutput> output;
@@ -26,6 +34,11 @@ struct ChunkToEncode {
   double fps = 16;
   uint32_t action_seq = 0, prompt_seq = 0;
   double paused_ms = 0;
+  VideoCodec codec = VideoCodec::Jpeg;
+  // The stream starts anew at this chunk (session start, reset, a switch of codec): with H.264 its
+  // first frame is a keyframe, so that the page's decoder can start there.
+  bool restart = false;
+  std::shared_ptr<SessionVideo> video;  // needed for VideoCodec::H264
 };
 
 // The messages of one chunk, in order (a pure function; the tests use it too).

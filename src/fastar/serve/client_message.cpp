@@ -55,6 +55,15 @@ std::string prompt_field(const json& object, const std::string& type, const char
   return text;
 }
 
+VideoCodec video_field(const json& object, const std::string& type) {
+  const json* value = field(object, "video");
+  if (!value) throw SchemaError{"'" + type + "' needs the field 'video'"};
+  std::optional<VideoCodec> codec;
+  if (value->is_string()) codec = parse_video_codec(value->get<std::string>());
+  if (!codec) throw SchemaError{"'" + type + ".video' must be \"jpeg\" or \"h264\""};
+  return *codec;
+}
+
 char action_of_keys(const json& keys) {
   if (!keys.is_object()) throw SchemaError{"'action.keys' must be an object {up, down, left, right}"};
   only_keys(keys, "action.keys", {"up", "down", "left", "right"});
@@ -76,8 +85,7 @@ ClientMessage parse_object(const json& object) {
     HelloMessage hello;
     hello.prompt = prompt_field(object, type, "prompt");
     if (field(object, "seed")) hello.seed = unsigned_field(object, type, "seed", (1ull << 53));
-    if (const json* video = field(object, "video"); video && !(video->is_string() && video->get<std::string>() == "jpeg"))
-      throw SchemaError{"'hello.video' must be \"jpeg\" (the only codec this server sends)"};
+    if (field(object, "video")) hello.video = video_field(object, type);
     bool_field(object, type, "actions", true);
     return hello;
   }
@@ -120,6 +128,10 @@ ClientMessage parse_object(const json& object) {
     only_keys(object, type, {"type", "frames"});
     return AckMessage{static_cast<int64_t>(unsigned_field(object, type, "frames", (1ull << 53)))};
   }
+  if (type == "set_video") {
+    only_keys(object, type, {"type", "video"});
+    return VideoMessage{video_field(object, type)};
+  }
   if (type == "bye") {
     only_keys(object, type, {"type"});
     return ByeMessage{};
@@ -144,7 +156,7 @@ std::variant<ClientMessage, ParseFailure> parse_client_message(std::string_view 
 }
 
 const char* message_type_name(const ClientMessage& message) {
-  static const char* const kNames[] = {"hello", "action", "prompt", "pause", "reset", "ack", "bye"};
+  static const char* const kNames[] = {"hello", "action", "prompt", "pause", "reset", "ack", "bye", "set_video"};
   return kNames[message.index()];
 }
 

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <variant>
 
+#include "fastar/serve/video_codec.h"
+
 namespace fastar::serve {
 
 // The cap on one incoming message (serving-spec.md §6.2, the Beast read_message_max).
@@ -19,6 +21,7 @@ constexpr size_t kMaxPromptBytes = 512;
 struct HelloMessage {
   std::string prompt;
   uint64_t seed = 0;
+  std::optional<VideoCodec> video;  // "jpeg" | "h264"; none: the server's --codec
 };
 // Latest-state: the one action the held keys mean (. U D L R).
 struct ActionMessage {
@@ -41,9 +44,14 @@ struct AckMessage {
   int64_t frames = 0;
 };
 struct ByeMessage {};
+// `set_video`: switch the session's codec from the next chunk on (the page asks for "jpeg" when its
+// browser cannot decode the server's H.264).
+struct VideoMessage {
+  VideoCodec video = VideoCodec::Jpeg;
+};
 
 using ClientMessage =
-    std::variant<HelloMessage, ActionMessage, PromptMessage, PauseMessage, ResetMessage, AckMessage, ByeMessage>;
+    std::variant<HelloMessage, ActionMessage, PromptMessage, PauseMessage, ResetMessage, AckMessage, ByeMessage, VideoMessage>;
 
 // What a message that fails the schema gets: the reason, sent back in a fatal `error` before close
 // 1008 (serving-spec.md §6.2).

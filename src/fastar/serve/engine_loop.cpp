@@ -19,8 +19,33 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-EngineLoop::EngineLoop(SessionRegistry& registry, const ChunkSourceFactory& factory, ChunkEncoder& encoder, ServeLimits limits)
-    : registry_(registry), factory_(factory), encoder_(encoder), limits_(limits) {}
+EngineLoop::EngineLoop(SessionRegistry& registry, const ChunkSourceFactory& factory, ChunkEncoder& encoder, ServeLimits limits,
+                       MediaOptions media)
+    : registry_(registry), factory_(factory), encoder_(encoder), limits_(limits), media_(media) {}
+
+std::string EngineLoop::codec_string(VideoCodec codec) const {
+  const SourceInfo& info = factory_.info();
+  return codec == VideoCodec::H264 ? h264_codec_string(info.width, info.height, info.fps) : "jpeg";
+}
+
+bool EngineLoop::switch_video(StreamSession& session, SessionOutput& output, VideoCodec codec) {
+  if (codec == session.video_codec) return false;
+  if (codec == VideoCodec::H264) {
+    if (!h264_available()) {
+      output.send_text(error_message("codec_unavailable", "this server was built without H.264 (FASTAR_VIDEO=OFF); "
+                                                          "the stream stays JPEG", false));
+      return false;
+    }
+    try {
+      codec_string(codec);  // a size beyond H.264's levels throws
+    } catch (const fastar::Error& e) {
+      output.send_text(error_message("codec_unavailable", e.what(), false));
+      return false;
+    }
+  }
+  session.video_codec = codec;
+  return true;
+}
 
 EngineLoop::~EngineLoop() { stop(); }
 
@@ -67,8 +92,16 @@ void EngineLoop::serve_turn(StreamSession& session) {
         output->close(1008, error_message("bad_prompt", e.what(), true));
         return;
       }
-      output->send_text(ready_message(session.id(), info, limits_));
+      session.video = std::make_shared<SessionVideo>();
+      session.video->settings = media_.h264;
+      session.video_codec = VideoCodec::Jpeg;
+      switch_video(session, *output, turn.hello_video.value_or(media_.codec));
+      output->send_text(ready_message(session.id(), info, limits_, session.video_codec, codec_string(session.video_codec)));
     }
+    // The media starts anew (an H.264 keyframe) at the session's start, at a reset and at a codec switch.
+    bool restart = turn.open || turn.reset_seed.has_value();
+    const bool video_switched = turn.video && switch_video(session, *output, *turn.video);
+    restart = restart || video_switched;
     std::vector<std::string> texts_before;  // after the chunks already queued, before this one
     if (turn.reset_seed) {
       session.source->reset(*turn.reset_seed);
@@ -91,8 +124,11 @@ void EngineLoop::serve_turn(StreamSession& session) {
     SourceChunk chunk = session.source->next_chunk(turn.actions);
     if (prompt_switch_ms)
       texts_before.push_back(prompt_applied_message(turn.prompt->seq, chunk.first_frame, *prompt_switch_ms, turn.prompt->recache));
+    if (video_switched)
+      texts_before.push_back(video_changed_message(session.video_codec, codec_string(session.video_codec), chunk.first_frame));
     const int64_t frames = static_cast<int64_t>(chunk.frames.size());
-    ChunkToEncode job{output, std::move(texts_before), std::move(chunk), info.fps, turn.action_seq, session.applied_prompt_seq, session.paused_ms()};
+    ChunkToEncode job{output,           std::move(texts_before), std::move(chunk), info.fps, turn.action_seq, session.applied_prompt_seq,
+                      session.paused_ms(), session.video_codec,    restart,          session.video};
     // Counted before the encoder can deliver it, so that no ack outruns the count.
     session.end_turn(frames);
     encoder_.post(std::move(job));

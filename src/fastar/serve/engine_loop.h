@@ -15,7 +15,8 @@ namespace fastar::serve {
 
 class EngineLoop {
  public:
-  EngineLoop(SessionRegistry& registry, const ChunkSourceFactory& factory, ChunkEncoder& encoder, ServeLimits limits);
+  EngineLoop(SessionRegistry& registry, const ChunkSourceFactory& factory, ChunkEncoder& encoder, ServeLimits limits,
+             MediaOptions media = {});
   ~EngineLoop();  // stop()
   void start();
   // Finishes the chunk in progress, drops every source, joins.
@@ -25,11 +26,16 @@ class EngineLoop {
   void run();
   void serve_turn(StreamSession& session);
   void drop_released();
+  // Switches the session to `codec` if this build can stream it at the source's size; else a
+  // non-fatal error to the client, and the session keeps its codec. true when the codec changed.
+  bool switch_video(StreamSession& session, SessionOutput& output, VideoCodec codec);
+  std::string codec_string(VideoCodec codec) const;
 
   SessionRegistry& registry_;
   const ChunkSourceFactory& factory_;
   ChunkEncoder& encoder_;
   const ServeLimits limits_;
+  const MediaOptions media_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

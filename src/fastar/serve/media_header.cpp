@@ -1,5 +1,7 @@
 #include "fastar/serve/media_header.h"
 
+#include "fastar/core/error.h"
+
 namespace fastar::serve {
 
 namespace {
@@ -30,10 +32,18 @@ void append_media_header(const MediaHeader& header, std::string& out) {
   put_le<uint32_t>(out, header.pts_ms);
 }
 
+void set_media_key_flag(bool key, std::string& message) {
+  FASTAR_CHECK(message.size() >= kMediaHeaderBytes, "set_media_key_flag: a message of " << message.size()
+                                                        << " bytes has no media header");
+  message[5] = static_cast<char>(key ? (message[5] | 1) : (message[5] & ~1));
+}
+
 std::optional<MediaHeader> read_media_header(std::string_view message) {
   if (message.size() < kMediaHeaderBytes || message.substr(0, 4) != "FAR1") return std::nullopt;
   MediaHeader header;
-  header.kind = static_cast<MediaKind>(get_le<uint8_t>(message, 4));
+  const uint8_t kind = get_le<uint8_t>(message, 4);
+  if (kind != static_cast<uint8_t>(MediaKind::Jpeg) && kind != static_cast<uint8_t>(MediaKind::H264)) return std::nullopt;
+  header.kind = static_cast<MediaKind>(kind);
   const uint8_t flags = get_le<uint8_t>(message, 5);
   header.key = flags & 1;
   header.chunk_start = flags & 2;

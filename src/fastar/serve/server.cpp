@@ -18,6 +18,7 @@
 #include "fastar/core/error.h"
 #include "fastar/serve/chunk_encoder.h"
 #include "fastar/serve/engine_loop.h"
+#include "fastar/serve/h264_encoder.h"
 #include "fastar/serve/http_routes.h"
 #include "fastar/serve/request_guard.h"
 #include "fastar/serve/session_registry.h"
@@ -140,6 +141,14 @@ Server::Server(ServerOptions options, std::unique_ptr<ChunkSourceFactory> source
   FASTAR_CHECK(impl_->options.limits.outbox_chunks >= 1, "fastar serve: the outbox must hold at least one chunk");
   FASTAR_CHECK(impl_->options.limits.outbox_bytes >= 0, "fastar serve: --outbox-bytes must be >= 0 (0: no byte cap)");
   MessageRateLimiter checked(impl_->options.message_rate);  // throws on a bad --max-message-rate, now
+  const MediaOptions& media = impl_->options.media;
+  FASTAR_CHECK(media.codec != VideoCodec::H264 || h264_available(),
+               "fastar serve: --codec h264 needs FFmpeg's libavcodec, and this fastar was built with FASTAR_VIDEO=OFF; "
+               "rebuild with -DFASTAR_VIDEO=ON (Debian: libavcodec-dev libswscale-dev) or use --codec jpeg");
+  if (media.codec == VideoCodec::H264) {
+    const SourceInfo& info = impl_->source->info();
+    H264Encoder check(info.width, info.height, info.fps, media.h264);  // bad settings or no libx264 fail now, not per client
+  }
 }
 
 Server::~Server() { stop(); }
@@ -164,7 +173,7 @@ uint16_t Server::start() {
   s.context.rate_limit = s.options.message_rate;
   s.context.socket_send_buffer_bytes = s.options.socket_send_buffer_bytes;
   s.encoder = std::make_unique<ChunkEncoder>(s.options.jpeg_quality);
-  s.engine = std::make_unique<EngineLoop>(s.registry, *s.source, *s.encoder, s.options.limits);
+  s.engine = std::make_unique<EngineLoop>(s.registry, *s.source, *s.encoder, s.options.limits, s.options.media);
   s.engine->start();
   if (s.options.handle_signals) {
     s.signals.emplace(s.io, SIGINT, SIGTERM);

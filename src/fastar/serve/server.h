@@ -13,6 +13,7 @@
 
 #include "fastar/serve/chunk_source.h"
 #include "fastar/serve/stream_session.h"
+#include "fastar/serve/video_codec.h"
 #include "fastar/serve/websocket_connection.h"
 
 namespace fastar::serve {
@@ -27,6 +28,7 @@ struct ServerOptions {
   MessageRateLimit message_rate;            // per connection: over it → error, then close 1008
   int socket_send_buffer_bytes = 256 * 1024;  // SO_SNDBUF per WebSocket (ConnectionContext); 0 = kernel autotuning
   int jpeg_quality = 90;
+  MediaOptions media;                       // --codec (the sessions' default) and the H.264 settings
   bool handle_signals = false;              // SIGINT / SIGTERM → stop()
   std::string version = "0.1.0";
 };

@@ -18,10 +18,11 @@ void put_measured(json& j, const char* key, double value) {
 
 }  // namespace
 
-std::string ready_message(uint64_t session_id, const SourceInfo& info, const ServeLimits& limits) {
+std::string ready_message(uint64_t session_id, const SourceInfo& info, const ServeLimits& limits, VideoCodec video,
+                          const std::string& codec) {
   json j = {{"type", "ready"},        {"session", session_id},         {"width", info.width},
             {"height", info.height},  {"fps", info.fps},               {"chunk_frames", info.chunk_frames},
-            {"video", "jpeg"},        {"codec", "jpeg"},               {"source", info.kind},
+            {"video", video_codec_name(video)}, {"codec", codec},               {"source", info.kind},
             {"model", info.name},     {"device", info.device}};
   j["limits"] = {{"max_message_bytes", kMaxClientMessageBytes},
                  {"max_prompt_bytes", kMaxPromptBytes},
@@ -54,6 +55,10 @@ std::string chunk_message(const SourceChunk& chunk, uint32_t action_seq, uint32_
 std::string prompt_applied_message(uint32_t seq, int64_t at_frame, double recache_ms, bool recache) {
   return json{{"type", "prompt_applied"}, {"seq", seq}, {"at_frame", at_frame}, {"recache_ms", recache_ms}, {"recache", recache}}
       .dump();
+}
+
+std::string video_changed_message(VideoCodec video, const std::string& codec, int64_t at_frame) {
+  return json{{"type", "video_changed"}, {"video", video_codec_name(video)}, {"codec", codec}, {"at_frame", at_frame}}.dump();
 }
 
 std::string reset_applied_message(uint64_t seed) { return json{{"type", "reset_applied"}, {"seed", seed}}.dump(); }

@@ -5,12 +5,17 @@
 #include <string>
 
 #include "fastar/serve/chunk_source.h"
+#include "fastar/serve/video_codec.h"
 
 namespace fastar::serve {
 
 struct ServeLimits;  // stream_session.h
 
-std::string ready_message(uint64_t session_id, const SourceInfo& info, const ServeLimits& limits);
+// video: the session's codec; codec: its WebCodecs string ("jpeg" for JPEG, e.g. "avc1.42C00A").
+std::string ready_message(uint64_t session_id, const SourceInfo& info, const ServeLimits& limits, VideoCodec video,
+                          const std::string& codec);
+// The session's codec changed (set_video): frames from `at_frame` on come in it.
+std::string video_changed_message(VideoCodec video, const std::string& codec, int64_t at_frame);
 // After a chunk's media: its index, frames, timing and the policy's statistics.
 std::string chunk_message(const SourceChunk& chunk, uint32_t action_seq, uint32_t prompt_seq, double paused_ms);
 std::string prompt_applied_message(uint32_t seq, int64_t at_frame, double recache_ms, bool recache);

@@ -59,6 +59,11 @@ void StreamSession::acknowledge(int64_t frames_consumed) {
   wake_();
 }
 
+void StreamSession::request_video(VideoCodec codec) {
+  std::lock_guard lock(mutex_);
+  pending_video_ = codec;
+}
+
 void StreamSession::chunk_written() {
   {
     std::lock_guard lock(mutex_);
@@ -119,10 +124,12 @@ StreamSession::Turn StreamSession::begin_turn(int chunk_frames) {
     turn.open = true;
     turn.hello_prompt = hello_.prompt;
     turn.seed = hello_.seed;
+    turn.hello_video = hello_.video;
     opened_ = true;
   }
   turn.prompt = std::exchange(pending_prompt_, std::nullopt);
   turn.reset_seed = std::exchange(pending_reset_, std::nullopt);
+  turn.video = std::exchange(pending_video_, std::nullopt);
   if (turn.reset_seed) ++resets_;
   // Sampled right before the chunk: the keys held now condition every frame of it.
   turn.actions.assign(static_cast<size_t>(chunk_frames), action_);

@@ -21,6 +21,8 @@
 
 namespace fastar::serve {
 
+struct SessionVideo;  // chunk_encoder.h
+
 struct ServeLimits {
   int outbox_chunks = 2;     // chunks generated and not yet written to the socket (serving-spec.md §6.4)
   // Bytes queued for the socket and not yet written (serving-spec.md §6.4: "2 chunks / 8 MiB"): while
@@ -45,6 +47,8 @@ class StreamSession {
   void set_paused(bool paused);
   void request_reset(std::optional<uint64_t> seed);
   void acknowledge(int64_t frames_consumed);
+  // set_video: the codec from the next chunk on (coalesced: the latest request wins).
+  void request_video(VideoCodec codec);
   // The outbox finished writing one chunk.
   void chunk_written();
   // The connection's outbox grew (> 0: messages queued) or shrank (< 0: written or dropped) by `delta` bytes.
@@ -61,6 +65,8 @@ class StreamSession {
     uint64_t seed = 0;
     std::optional<PromptMessage> prompt;
     std::optional<uint64_t> reset_seed;
+    std::optional<VideoCodec> hello_video;  // with `open`: the codec the hello asked for
+    std::optional<VideoCodec> video;        // a set_video since the last turn
     std::string actions;               // one character per frame of the chunk
     uint32_t action_seq = 0;
   };
@@ -74,6 +80,8 @@ class StreamSession {
 
   std::unique_ptr<ChunkSource> source;  // the engine thread's alone
   uint32_t applied_prompt_seq = 0;      // the engine thread's alone
+  VideoCodec video_codec = VideoCodec::Jpeg;  // the engine thread's alone: the codec of the next chunk
+  std::shared_ptr<SessionVideo> video;        // made by the engine at open; used by the encoder thread alone
 
   // GET /metrics: frames, chunks, outbox depth (chunks, bytes), pauses, paused_ms, prompt switches, re-caches.
   nlohmann::json metrics() const;
@@ -96,6 +104,7 @@ class StreamSession {
   uint32_t action_seq_ = 0;
   std::optional<PromptMessage> pending_prompt_;
   std::optional<uint64_t> pending_reset_;
+  std::optional<VideoCodec> pending_video_;
   uint64_t next_seed_ = 1;
   int chunks_in_flight_ = 0;
   int64_t outbox_bytes_ = 0, outbox_byte_pauses_ = 0;

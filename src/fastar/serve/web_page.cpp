@@ -41,8 +41,9 @@ const char* const kIndexHtml = R"PAGE(<!doctype html>
 )PAGE";
 
 const char* const kAppJs = R"PAGE('use strict';
-// fastar serve's page (serving-spec.md §6.7): draws JPEG frames as they arrive, paced at the
-// stream's fps; sends the held keys as latest state; acks what it drew (flow control, §6.4).
+// fastar serve's page (serving-spec.md §6.7): draws JPEG frames, or H.264 frames decoded by WebCodecs,
+// as they arrive, paced at the stream's fps; sends the held keys as latest state; acks what it drew
+// (flow control, §6.4). A browser that cannot decode the server's H.264 asks for JPEG (set_video).
 (() => {
   const params = new URLSearchParams(location.search);
   const canvas = document.getElementById('video');
@@ -56,6 +57,7 @@ const char* const kAppJs = R"PAGE('use strict';
   const test = window.fastarTest = {
     framesDrawn: 0, framesSkipped: 0, lastFrameIndex: -1, lastChunk: null, stats: null, ready: null,
     keysSent: 0, latencies: [], promptApplied: [], errors: [], closed: null, frameLog: [], ws: null,
+    video: null, fallback: null, h264Decoded: 0, mediaKinds: { jpeg: 0, h264: 0 },
   };
   let fps = 16, chunkFrames = 3, queue = [], consumed = 0, nextDue = 0, seq = 0;
   let action = '.', held = [], paused = false;
@@ -66,8 +68,10 @@ const char* const kAppJs = R"PAGE('use strict';
   ws.binaryType = 'arraybuffer';
   const send = (message) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message)); };
 
-  ws.onopen = () => send({ type: 'hello', v: 1, prompt: promptBox.value,
-                           seed: Number(params.get('seed') || 0), video: 'jpeg', actions: true });
+  // The codec is the server's (--codec) unless the address asks for one (?video=jpeg|h264).
+  ws.onopen = () => send(Object.assign({ type: 'hello', v: 1, prompt: promptBox.value,
+                                         seed: Number(params.get('seed') || 0), actions: true },
+                                       params.get('video') ? { video: params.get('video') } : {}));
   ws.onclose = (e) => { test.closed = { code: e.code, reason: e.reason }; overlay.textContent = `closed (${e.code})`; };
   ws.onmessage = (event) => {
     if (typeof event.data !== 'string') return onMedia(event.data);
@@ -76,6 +80,9 @@ const char* const kAppJs = R"PAGE('use strict';
       test.ready = m; fps = m.fps; chunkFrames = m.chunk_frames;
       canvas.width = m.width; canvas.height = m.height;
       document.getElementById('source').textContent = `· ${m.source}: ${m.model} on ${m.device} · ${m.width}×${m.height} @ ${m.fps} fps`;
+      setVideo(m.video, m.codec);
+    } else if (m.type === 'video_changed') {
+      setVideo(m.video, m.codec);
     } else if (m.type === 'chunk') {
       test.lastChunk = m; test.stats = m;
     } else if (m.type === 'prompt_applied') {
@@ -88,14 +95,84 @@ const char* const kAppJs = R"PAGE('use strict';
     }
   };
 
-  // Binary media: the 32-byte FAR1 header, then a JPEG (serving-spec.md §6.2).
+  // Binary media: the 32-byte FAR1 header (kind 1: a JPEG; kind 2: an H.264 access unit, flags bit 0 =
+  // key), then the payload (serving-spec.md §6.2). Each frame gets a queue entry in arrival order; its
+  // `bitmap` (an ImageBitmap or a VideoFrame, both drawable and closable) arrives asynchronously, or
+  // 'bad' for a frame that cannot be shown (it still counts as consumed, so acks keep flowing).
   function onMedia(buffer) {
     const view = new DataView(buffer);
+    const kind = view.getUint8(4), key = (view.getUint8(5) & 1) === 1;
     const entry = { bitmap: null, frame: Number(view.getBigUint64(8, true)), chunk: view.getUint32(16, true),
                     actionSeq: view.getUint32(20, true), promptSeq: view.getUint32(24, true) };
-    queue.push(entry);  // in arrival order; decoded asynchronously
+    queue.push(entry);
+    if (kind === 2) {
+      test.mediaKinds.h264++;
+      return feed({ entry, key, data: new Uint8Array(buffer, 32) });
+    }
+    test.mediaKinds.jpeg++;
     createImageBitmap(new Blob([buffer.slice(32)], { type: 'image/jpeg' })).then((b) => { entry.bitmap = b; },
       () => { entry.bitmap = 'bad'; });
+  }
+
+  // H.264 through WebCodecs. The server sends Annex-B with SPS/PPS in band at every keyframe, so the
+  // decoder is configured without a `description`. States: none → checking (isConfigSupported) →
+  // ready, or failed → the page asks the server for JPEG and goes on with it.
+  let decoder = null, decoderState = 'none', waitingKey = true, decodeSeq = 0;
+  const pendingH264 = [], decoding = new Map();  // decode timestamp → queue entry
+  async function setVideo(video, codec) {
+    test.video = video;
+    if (video !== 'h264') { closeDecoder(); decoderState = 'none'; return; }
+    if (decoderState === 'ready' || decoderState === 'checking') return;
+    decoderState = 'checking';
+    const config = { codec, optimizeForLatency: true };
+    let why = null;
+    if (params.get('webcodecs') === 'off') why = 'WebCodecs turned off by ?webcodecs=off';
+    else if (typeof VideoDecoder === 'undefined') why = 'this browser has no WebCodecs VideoDecoder';
+    else {
+      try {
+        const support = await VideoDecoder.isConfigSupported(config);
+        if (!support.supported) why = `VideoDecoder cannot decode ${codec}`;
+      } catch (e) { why = `VideoDecoder.isConfigSupported(${codec}) failed: ${e.message}`; }
+    }
+    if (why) return fallBack(why);
+    try {
+      decoder = new VideoDecoder({ output: onDecoded, error: (e) => fallBack(`H.264 decoding failed: ${e.message}`) });
+      decoder.configure(config);
+    } catch (e) { return fallBack(`VideoDecoder.configure(${codec}) failed: ${e.message}`); }
+    decoderState = 'ready'; waitingKey = true;
+    for (const p of pendingH264.splice(0)) feed(p);
+  }
+  function feed(p) {
+    if (decoderState === 'checking' || decoderState === 'none') { pendingH264.push(p); return; }
+    if (decoderState !== 'ready' || (waitingKey && !p.key)) { p.entry.bitmap = 'bad'; return; }
+    waitingKey = false;
+    const timestamp = decodeSeq++;
+    decoding.set(timestamp, p.entry);
+    try {
+      decoder.decode(new EncodedVideoChunk({ type: p.key ? 'key' : 'delta', timestamp, data: p.data }));
+    } catch (e) { decoding.delete(timestamp); p.entry.bitmap = 'bad'; fallBack(`VideoDecoder.decode failed: ${e.message}`); }
+  }
+  function onDecoded(frame) {
+    const entry = decoding.get(frame.timestamp);
+    decoding.delete(frame.timestamp);
+    if (!entry) { frame.close(); return; }
+    entry.bitmap = frame; test.h264Decoded++;
+  }
+  function closeDecoder() {
+    if (decoder && decoder.state !== 'closed') { try { decoder.close(); } catch (e) { /* already closed */ } }
+    decoder = null;
+    for (const entry of decoding.values()) entry.bitmap = 'bad';
+    decoding.clear();
+    for (const p of pendingH264.splice(0)) p.entry.bitmap = 'bad';
+  }
+  // Never a blank page: without H.264 the session goes on in JPEG.
+  function fallBack(why) {
+    if (decoderState === 'failed') return;
+    decoderState = 'failed';
+    closeDecoder();
+    test.fallback = why;
+    messageLine.textContent = `H.264 not available here (${why}); switched to JPEG`;
+    send({ type: 'set_video', video: 'jpeg' });
   }
 
   function draw(now) {
@@ -183,7 +260,7 @@ const char* const kAppJs = R"PAGE('use strict';
       `shown ${show(shown)} fps   generated ${show(c.fps)} fps\n` +
       `key→frame ${show(lat[lat.length - 1], ' ms')} (p50 ${show(percentile(lat, 0.5), ' ms')})\n` +
       `KV ${c.kv_bytes !== undefined ? mb(c.kv_bytes) : '–'}   density ${show(c.density)}\n` +
-      `action ${action}   prompt #${c.prompt_seq ?? 0}`;
+      `action ${action}   prompt #${c.prompt_seq ?? 0}   ${test.video || ''}`;
     const g = plot.getContext('2d');
     g.clearRect(0, 0, plot.width, plot.height);
     const maxFps = Math.max(1, ...history.map((h) => h.fps)), maxKv = Math.max(1, ...history.map((h) => h.kv));

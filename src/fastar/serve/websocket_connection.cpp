@@ -142,6 +142,8 @@ class WebSocketConnection final : public SessionOutput, public std::enable_share
       session_->request_reset(reset->seed);
     } else if (auto* ack = std::get_if<AckMessage>(&message)) {
       session_->acknowledge(ack->frames);
+    } else if (auto* video = std::get_if<VideoMessage>(&message)) {
+      session_->request_video(video->video);
     } else {
       begin_close(1000, "");
       return false;
