@@ -38,6 +38,25 @@ std::vector<RgbFrame> all_frames(const std::vector<Chunk>& chunks) {
   return frames;
 }
 
+// The latents of two 3-frame chunks as one clip [16, 6, 4, 6].
+Tensor clip_of(const std::vector<Chunk>& chunks) {
+  const int64_t plane = 4 * 6;
+  Tensor clip = Tensor::zeros({16, 6, 4, 6});
+  for (int64_t c = 0; c < 16; ++c)
+    for (int64_t k = 0; k < 2; ++k)
+      std::memcpy(clip.data<float>() + (c * 6 + 3 * k) * plane, chunks[k].latent.data<float>() + c * 3 * plane,
+                  3 * plane * sizeof(float));
+  return clip;
+}
+
+// A whole-clip decode [21, 3, H, W] equals the frames the two chunks streamed, byte for byte.
+void expect_whole_clip_equals_streamed(const Tensor& video, const std::vector<Chunk>& chunks) {
+  const std::vector<RgbFrame> streamed = all_frames(chunks);
+  ASSERT_EQ(video.size(0), 21);
+  ASSERT_EQ(streamed.size(), 21u);
+  for (int64_t f = 0; f < 21; ++f) EXPECT_EQ(video_frame_to_rgb(video, f).rgb, streamed[static_cast<size_t>(f)].rgb) << f;
+}
+
 // `message` is a fastar::Error's text mentioning every one of `parts`.
 template <typename F>
 void expect_error(F&& f, std::initializer_list<std::string> parts) {
@@ -111,19 +130,9 @@ TEST(WanFolder, ChunksDecodeToOnePlusFourTMinusOneFramesThenFourT) {
 TEST(WanFolder, StreamedChunksEqualDecodingTheWholeClip) {
   const auto model = LoadedModel::load(folders().original);
   const std::vector<Chunk> chunks = roll(model, 2);
-  // The two chunks' latents as one clip [16, 6, 4, 6], decoded in one go by a fresh stream.
-  const int64_t plane = 4 * 6;
-  Tensor clip = Tensor::zeros({16, 6, 4, 6});
-  for (int64_t c = 0; c < 16; ++c)
-    for (int64_t k = 0; k < 2; ++k)
-      std::memcpy(clip.data<float>() + (c * 6 + 3 * k) * plane, chunks[k].latent.data<float>() + c * 3 * plane,
-                  3 * plane * sizeof(float));
+  // Decoded in one go by a fresh stream, the two chunks' latents give the streamed frames.
   WanVaeStream whole(model->vae());
-  const Tensor video = whole.decode_chunk(clip);
-  const std::vector<RgbFrame> streamed = all_frames(chunks);
-  ASSERT_EQ(video.size(0), 21);
-  ASSERT_EQ(streamed.size(), 21u);
-  for (int64_t f = 0; f < 21; ++f) EXPECT_EQ(video_frame_to_rgb(video, f).rgb, streamed[static_cast<size_t>(f)].rgb) << f;
+  expect_whole_clip_equals_streamed(whole.decode_chunk(clip_of(chunks)), chunks);
 }
 
 TEST(WanFolder, BothLayoutsGiveIdenticalFrames) {
@@ -184,18 +193,9 @@ TEST(WanFolder, TinyDecoderStreamsLikeTheWholeClip) {
   ASSERT_EQ(chunks[1].frames.size(), 12u);
   EXPECT_EQ(chunks[1].video_frame_start, 9);
   EXPECT_EQ(chunks[0].rgb.shape(), (Shape{9, 32, 48, 3}));
-  const int64_t plane = 4 * 6;
-  Tensor clip = Tensor::zeros({16, 6, 4, 6});
-  for (int64_t c = 0; c < 16; ++c)
-    for (int64_t k = 0; k < 2; ++k)
-      std::memcpy(clip.data<float>() + (c * 6 + 3 * k) * plane, chunks[k].latent.data<float>() + c * 3 * plane,
-                  3 * plane * sizeof(float));
   TaehvStream whole(model->tiny_decoder());
-  const Tensor video = whole.decode_chunk(clip);
+  expect_whole_clip_equals_streamed(whole.decode_chunk(clip_of(chunks)), chunks);
   const std::vector<RgbFrame> streamed = all_frames(chunks);
-  ASSERT_EQ(video.size(0), 21);
-  ASSERT_EQ(streamed.size(), 21u);
-  for (int64_t f = 0; f < 21; ++f) EXPECT_EQ(video_frame_to_rgb(video, f).rgb, streamed[static_cast<size_t>(f)].rgb) << f;
   // Not the Wan VAE's frames (the comparison above can fail).
   EXPECT_NE(testing::frames_hash(streamed), testing::frames_hash(all_frames(roll(model, 2))));
   EXPECT_TRUE(testing::contains(Session(model, options).describe(), "taew2_1"));
